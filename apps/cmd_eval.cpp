@@ -1,0 +1,72 @@
+// `postformer eval`: loss, bits per byte and perplexity of a model on a text or token file.
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "apps/commands.h"
+#include "base/error.h"
+#include "base/threads.h"
+#include "data/corpus.h"
+#include "data/tokenizer.h"
+#include "infer/generate.h"
+#include "io/atomic_file.h"
+#include "io/checkpoint.h"
+
+namespace pf::cli {
+
+namespace {
+struct EvalArgs {
+  std::string model_dir, data, tokens_file, logprobs_file;
+  int64_t context = 0;
+  int threads = 0;
+};
+
+void run_eval(const EvalArgs& a) {
+  set_num_threads(a.threads);
+  PF_CHECK(a.data.empty() != a.tokens_file.empty(), "give exactly one of --data or --tokens");
+  auto model = load_model(a.model_dir);
+  auto tok = load_tokenizer(resolve_checkpoint_dir(a.model_dir));
+  std::vector<int32_t> ids;
+  double bytes = 0;
+  if (!a.data.empty()) {
+    const std::string text = read_text_file(a.data);
+    ids = tok->encode(text);
+    // The first token is context, not predicted: count the bytes of the predicted ones.
+    bytes = static_cast<double>(text.size()) - tok->decode_token(ids[0]).size();
+  } else {
+    ids = read_token_file(a.tokens_file);
+    if (tok->name() == "byte") bytes = static_cast<double>(ids.size() - 1);
+  }
+  const int64_t ctx = a.context > 0 ? a.context : model->max_context();
+  std::vector<float> lps;
+  EvalResult r = evaluate_tokens(*model, ids, ctx, a.logprobs_file.empty() ? nullptr : &lps);
+  std::printf("tokens %ld | loss %.6f nats/token | perplexity %.4f", static_cast<long>(r.predicted),
+              r.loss(), std::exp(r.loss()));
+  if (bytes > 0) std::printf(" | bits per byte %.6f", r.total_nats / std::log(2.0) / bytes);
+  std::printf("\n");
+  if (!a.logprobs_file.empty()) {
+    std::string out;
+    char buf[32];
+    for (float v : lps) {
+      std::snprintf(buf, sizeof buf, "%.9g\n", v);
+      out += buf;
+    }
+    write_file_atomic(a.logprobs_file, out);
+  }
+}
+}  // namespace
+
+void add_eval(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  auto* cmd = app.add_subcommand("eval", "Score a model on a text file or a token-id file");
+  cmd->add_option("--model", a->model_dir, "Model directory")->required();
+  cmd->add_option("--data", a->data, "UTF-8 text file");
+  cmd->add_option("--tokens", a->tokens_file, "File of whitespace-separated token ids");
+  cmd->add_option("--logprobs", a->logprobs_file,
+                  "Write log p(token i+1 | tokens 0..i) per line to this file");
+  cmd->add_option("--context", a->context, "Window length (0 = model maximum)");
+  cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)");
+  cmd->callback([a] { run_eval(*a); });
+}
+
+}  // namespace pf::cli

@@ -1,0 +1,75 @@
+// `postformer generate`: streams a continuation of a prompt from a model directory.
+#include <cstdio>
+#include <memory>
+
+#include "apps/commands.h"
+#include "base/error.h"
+#include "base/threads.h"
+#include "base/timer.h"
+#include "data/tokenizer.h"
+#include "infer/generate.h"
+#include "io/checkpoint.h"
+
+namespace pf::cli {
+
+namespace {
+struct GenArgs {
+  std::string model_dir, prompt = "\n", tokens_file;
+  int64_t max_tokens = 200, context = 0;
+  SamplingOptions sampling;
+  uint64_t seed = 1;
+  int threads = 0;
+  bool print_ids = false, stats = false;
+};
+
+void run_generate(const GenArgs& a) {
+  set_num_threads(a.threads);
+  auto model = load_model(a.model_dir);
+  auto tok = load_tokenizer(resolve_checkpoint_dir(a.model_dir));
+  std::vector<int32_t> prompt =
+      a.tokens_file.empty() ? tok->encode(a.prompt) : read_token_file(a.tokens_file);
+  for (int32_t id : prompt)
+    PF_CHECK(id < model->vocab_size(), "prompt token ", id, " is outside the vocabulary of ",
+             model->vocab_size());
+  const int64_t cap = a.context > 0 ? a.context : model->max_context();
+  auto session = model->new_session(cap);
+  if (!a.print_ids && a.tokens_file.empty()) std::fputs(a.prompt.c_str(), stdout);
+  std::fflush(stdout);
+  Timer t;
+  auto out = generate(*session, prompt, a.max_tokens, a.sampling, a.seed, [&](int32_t id) {
+    if (a.print_ids)
+      std::printf("%d\n", id);
+    else
+      std::fputs(tok->decode_token(id).c_str(), stdout);
+    std::fflush(stdout);
+  });
+  std::printf("\n");
+  if (a.stats)
+    std::fprintf(stderr, "%zu prompt + %zu generated tokens in %.2f s\n", prompt.size(),
+                 out.size(), t.seconds());
+}
+}  // namespace
+
+void add_generate(CLI::App& app) {
+  auto a = std::make_shared<GenArgs>();
+  auto* cmd = app.add_subcommand("generate", "Stream generated text from a model directory");
+  cmd->add_option("--model", a->model_dir, "Model directory (config.json + model.safetensors)")
+      ->required();
+  cmd->add_option("--prompt", a->prompt, "Prompt text");
+  cmd->add_option("--tokens", a->tokens_file, "Prompt as a file of whitespace-separated token ids");
+  cmd->add_option("--max-tokens", a->max_tokens, "Tokens to generate")->capture_default_str();
+  cmd->add_option("--temperature", a->sampling.temperature, "Sampling temperature (0 = greedy)")
+      ->capture_default_str();
+  cmd->add_option("--top-k", a->sampling.top_k, "Keep the k most likely tokens (0 = off)")
+      ->capture_default_str();
+  cmd->add_option("--top-p", a->sampling.top_p, "Nucleus sampling mass (1 = off)")
+      ->capture_default_str();
+  cmd->add_option("--seed", a->seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--context", a->context, "KV-cache capacity (0 = model maximum)");
+  cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)");
+  cmd->add_flag("--print-ids", a->print_ids, "Print token ids, one per line, instead of text");
+  cmd->add_flag("--stats", a->stats, "Report token counts and time on stderr");
+  cmd->callback([a] { run_generate(*a); });
+}
+
+}  // namespace pf::cli

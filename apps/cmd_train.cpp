@@ -1,0 +1,111 @@
+// `postformer train`: trains a fresh model (or resumes a checkpoint) on a text file.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "apps/commands.h"
+#include "apps/model_flags.h"
+#include "base/error.h"
+#include "base/threads.h"
+#include "data/corpus.h"
+#include "io/checkpoint.h"
+#include "io/config_json.h"
+#include "models/lm.h"
+#include "train/trainer.h"
+
+namespace pf::cli {
+
+namespace {
+struct TrainArgs {
+  ModelFlags model;
+  TrainOptions opt;
+  std::string data = "data/kjv.txt";
+  std::string resume;
+  double val_fraction = 0.01;
+  int threads = 0;
+};
+
+void run_train(TrainArgs& a) {
+  set_num_threads(a.threads);
+  namespace fs = std::filesystem;
+  std::unique_ptr<LanguageModel> model;
+  if (!a.resume.empty()) {
+    // Resume keeps the run's own hyper-parameters; only length, time and output may change.
+    const std::string dir = resolve_checkpoint_dir(a.resume);
+    nlohmann::json st = read_json_file((fs::path(dir) / "trainer_state.json").string());
+    TrainOptions saved = TrainOptions::from_json(st.at("options"));
+    saved.steps = a.opt.steps;
+    saved.time_limit = a.opt.time_limit;
+    saved.out_dir = a.opt.out_dir.empty() ? a.resume : a.opt.out_dir;
+    saved.log_every = a.opt.log_every;
+    saved.save_every = a.opt.save_every;
+    saved.quiet = a.opt.quiet;
+    a.opt = saved;
+    model = create_model(read_json_file((fs::path(dir) / "config.json").string()), a.opt.seed);
+  } else {
+    model = create_model(a.model.config(), a.opt.seed);
+  }
+  ByteTokenizer tok;
+  PF_CHECK(model->vocab_size() >= tok.vocab_size(), "model vocabulary ", model->vocab_size(),
+           " is smaller than the tokenizer's ", tok.vocab_size());
+  Corpus corpus = Corpus::from_text_file(a.data, tok, a.val_fraction);
+  std::printf("model %s: %.2fM parameters | data %s: %ld train / %ld val tokens | %d threads\n",
+              model->arch().c_str(), model->num_params() / 1e6, a.data.c_str(),
+              static_cast<long>(corpus.train_tokens()), static_cast<long>(corpus.val_tokens()),
+              num_threads());
+  Trainer trainer(*model, corpus, a.opt);
+  if (!a.resume.empty()) {
+    trainer.resume_from(a.resume);
+    std::printf("resumed from %s at step %ld\n", a.resume.c_str(), static_cast<long>(trainer.step()));
+  }
+  TrainResult r = trainer.run();
+  std::printf("done: %ld steps in %.1f s, %.0f tokens/s, validation %.4f bits per byte\n",
+              static_cast<long>(r.steps_done), r.seconds, r.tokens_per_sec, r.val_bpb);
+  if (!a.opt.out_dir.empty()) std::printf("checkpoint: %s\n", a.opt.out_dir.c_str());
+}
+}  // namespace
+
+void add_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  a->opt.out_dir = "runs/default";
+  auto* cmd = app.add_subcommand("train", "Train a language model on a text file");
+  a->model.add_to(*cmd);
+  cmd->add_option("--data", a->data, "UTF-8 text file to train on")->capture_default_str();
+  cmd->add_option("--out", a->opt.out_dir, "Checkpoint directory")->capture_default_str();
+  cmd->add_option("--resume", a->resume, "Continue from this checkpoint directory");
+  cmd->add_option("--steps", a->opt.steps, "Optimizer steps")->capture_default_str();
+  cmd->add_option("--time-limit", a->opt.time_limit, "Stop after this many seconds (0 = none)")
+      ->capture_default_str();
+  cmd->add_option("--batch", a->opt.batch, "Sequences per micro-batch")->capture_default_str();
+  cmd->add_option("--seq", a->opt.seq, "Tokens per sequence")->capture_default_str();
+  cmd->add_option("--accum", a->opt.accum, "Micro-batches per step (gradient accumulation)")
+      ->capture_default_str();
+  cmd->add_option("--lr", a->opt.lr, "Peak learning rate")->capture_default_str();
+  cmd->add_option("--min-lr-ratio", a->opt.min_lr_ratio, "Final LR as a fraction of the peak")
+      ->capture_default_str();
+  cmd->add_option("--warmup", a->opt.warmup, "Linear warmup steps")->capture_default_str();
+  cmd->add_option("--weight-decay", a->opt.adam.weight_decay,
+                  "AdamW decoupled weight decay (matrices only)")
+      ->capture_default_str();
+  cmd->add_option("--beta1", a->opt.adam.beta1, "AdamW beta1")->capture_default_str();
+  cmd->add_option("--beta2", a->opt.adam.beta2, "AdamW beta2")->capture_default_str();
+  cmd->add_option("--clip", a->opt.clip, "Gradient norm clip (0 = off)")->capture_default_str();
+  cmd->add_option("--dropout", a->opt.dropout, "Residual dropout")->capture_default_str();
+  cmd->add_option("--eval-every", a->opt.eval_every, "Validate every N steps")
+      ->capture_default_str();
+  cmd->add_option("--eval-batches", a->opt.eval_batches, "Validation batches per evaluation")
+      ->capture_default_str();
+  cmd->add_option("--log-every", a->opt.log_every, "Progress line every N steps")
+      ->capture_default_str();
+  cmd->add_option("--save-every", a->opt.save_every, "Checkpoint every N steps (0 = at end only)")
+      ->capture_default_str();
+  cmd->add_option("--val-fraction", a->val_fraction, "Held-out fraction of the data")
+      ->capture_default_str();
+  cmd->add_option("--seed", a->opt.seed, "Random seed (init, batches, dropout)")
+      ->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)");
+  cmd->callback([a] { run_train(*a); });
+}
+
+}  // namespace pf::cli

@@ -1,0 +1,36 @@
+#include "apps/model_flags.h"
+
+#include "base/error.h"
+#include "models/lm.h"
+
+namespace pf::cli {
+
+void ModelFlags::add_to(CLI::App& cmd) {
+  cmd.add_option("--arch", arch, "Architecture: transformer")->capture_default_str();
+  cmd.add_option("--d-model", d_model, "Model width")->capture_default_str();
+  cmd.add_option("--layers", layers, "Number of blocks")->capture_default_str();
+  cmd.add_option("--heads", heads, "Attention heads")->capture_default_str();
+  cmd.add_option("--kv-heads", kv_heads, "Key/value heads (0 = same as --heads)");
+  cmd.add_option("--ffn", ffn, "MLP hidden size (0 = 8/3 d_model rounded to 8)");
+  cmd.add_option("--context", context, "Maximum context length")->capture_default_str();
+  cmd.add_option("--vocab", vocab, "Vocabulary size (byte tokenizer: 256)")->capture_default_str();
+  cmd.add_flag("--untied", untied, "Separate LM head instead of tying it to the embedding");
+}
+
+nlohmann::json ModelFlags::config() const {
+  const std::string mt = model_type_for_arch(arch);
+  int64_t f = ffn > 0 ? ffn : ((d_model * 8 / 3 + 7) / 8) * 8;
+  return {{"model_type", mt},
+          {"hidden_size", d_model},
+          {"intermediate_size", f},
+          {"num_hidden_layers", layers},
+          {"num_attention_heads", heads},
+          {"num_key_value_heads", kv_heads > 0 ? kv_heads : heads},
+          {"max_position_embeddings", context},
+          {"vocab_size", vocab},
+          {"rms_norm_eps", 1e-5},
+          {"rope_theta", 10000.0},
+          {"tie_word_embeddings", !untied}};
+}
+
+}  // namespace pf::cli

@@ -1,0 +1,20 @@
+// Flags that describe a fresh model's shape, shared by `train` and `info`.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace pf::cli {
+
+struct ModelFlags {
+  std::string arch = "transformer";
+  int64_t d_model = 256, layers = 4, heads = 4, kv_heads = 0, ffn = 0, context = 1024;
+  int64_t vocab = 256;
+  bool untied = false;
+
+  void add_to(CLI::App& cmd);
+  // A config.json for the chosen architecture (Hugging Face keys).
+  nlohmann::json config() const;
+};
+
+}  // namespace pf::cli

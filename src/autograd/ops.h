@@ -1,0 +1,43 @@
+// Differentiable ops. Each calls a forward kernel and, when recording, registers the
+// matching backward kernel on the active tape. Shapes are noted per op.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "autograd/tape.h"
+
+namespace pf {
+
+// x: (..., K), W: (N, K) -> (..., N). PyTorch Linear without bias.
+Var linear(const Var& x, const Var& W);
+// a: (M, K), b: (K, N) -> (M, N); or batched a: (G, M, K), b: (G, K, N) -> (G, M, N).
+Var matmul(const Var& a, const Var& b);
+// W: (V, D), ids: B*T tokens -> (B, T, D).
+Var embedding(const Var& W, const std::vector<int32_t>& ids, int64_t B, int64_t T);
+
+// A view with a new shape (same numel); its gradient aliases the input's, so it is free.
+Var reshape(const Var& x, const Shape& shape);
+
+Var add(const Var& a, const Var& b);  // same shapes
+Var mul(const Var& a, const Var& b);  // same shapes
+Var scale(const Var& a, float s);
+Var gelu(const Var& x);
+Var silu(const Var& x);
+Var swiglu(const Var& gate, const Var& up);  // silu(gate) * up
+// Identity when p == 0 or when not training.
+Var dropout(const Var& x, float p, uint64_t seed);
+
+// Over the last dim. w: (D) or undefined (no weight); b: (D) or undefined.
+Var rmsnorm(const Var& x, const Var& w, float eps);
+Var layernorm(const Var& x, const Var& w, const Var& b, float eps);
+
+// logits: (N, V), targets: N ids (negative = ignored) -> scalar mean loss in nats.
+Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets);
+
+// x: (B, T, H, hd), positions pos0 .. pos0+T-1.
+Var rope(const Var& x, int64_t pos0, float theta);
+
+// q: (B, T, H, hd); k, v: (B, T, KV, hd) -> (B, T, H, hd). Causal, tiled.
+Var attention(const Var& q, const Var& k, const Var& v);
+
+}  // namespace pf

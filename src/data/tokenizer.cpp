@@ -1,0 +1,57 @@
+#include "data/tokenizer.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "base/error.h"
+
+namespace pf {
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  std::string out;
+  for (int32_t id : ids) out += decode_token(id);
+  return out;
+}
+
+std::vector<int32_t> ByteTokenizer::encode(const std::string& text) const {
+  std::vector<int32_t> ids(text.size());
+  for (size_t i = 0; i < text.size(); ++i) ids[i] = static_cast<unsigned char>(text[i]);
+  return ids;
+}
+
+std::string ByteTokenizer::decode_token(int32_t id) const {
+  PF_CHECK(id >= 0 && id < 256, "byte tokenizer: token id ", id, " is outside [0, 256)");
+  return std::string(1, static_cast<char>(id));
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
+  namespace fs = std::filesystem;
+  for (const char* f : {"tokenizer.json", "tokenizer.model"})
+    PF_CHECK(!fs::exists(fs::path(model_dir) / f), model_dir, " has ", f,
+             ", but only the byte-level tokenizer is supported so far");
+  return std::make_unique<ByteTokenizer>();
+}
+
+std::vector<int32_t> read_token_file(const std::string& path) {
+  std::ifstream in(path);
+  PF_CHECK(in.good(), "cannot open token file ", path);
+  std::vector<int32_t> ids;
+  std::string word;
+  while (in >> word) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(word, &used);
+    } catch (...) {
+      used = 0;
+    }
+    PF_CHECK(used == word.size() && v >= 0 && v <= INT32_MAX, path, ": '", word,
+             "' is not a token id (entry ", ids.size() + 1, ")");
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  PF_CHECK(!ids.empty(), path, ": no token ids");
+  return ids;
+}
+
+}  // namespace pf

@@ -1,0 +1,36 @@
+// Tokenizers. The byte-level tokenizer (vocab 256) is the default: a model directory
+// without tokenizer files uses it.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pf {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  virtual std::string name() const = 0;
+  virtual int64_t vocab_size() const = 0;
+  virtual std::vector<int32_t> encode(const std::string& text) const = 0;
+  // Text for one token; for byte-level tokenizers this may be part of a UTF-8 sequence.
+  virtual std::string decode_token(int32_t id) const = 0;
+  std::string decode(const std::vector<int32_t>& ids) const;
+};
+
+class ByteTokenizer : public Tokenizer {
+ public:
+  std::string name() const override { return "byte"; }
+  int64_t vocab_size() const override { return 256; }
+  std::vector<int32_t> encode(const std::string& text) const override;
+  std::string decode_token(int32_t id) const override;
+};
+
+// The tokenizer a model directory asks for (byte-level when it has no tokenizer files).
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
+
+// Whitespace-separated token ids from a file; errors name the file and the bad entry.
+std::vector<int32_t> read_token_file(const std::string& path);
+
+}  // namespace pf

@@ -1,0 +1,56 @@
+#include "infer/generate.h"
+
+#include "autograd/tape.h"
+#include "base/error.h"
+#include "kernels/cpu/xent.h"
+
+namespace pf {
+
+std::vector<int32_t> generate(InferenceSession& session, const std::vector<int32_t>& prompt,
+                              int64_t max_new, const SamplingOptions& opt, uint64_t seed,
+                              const std::function<void(int32_t)>& on_token) {
+  PF_CHECK(!prompt.empty(), "generate: the prompt is empty");
+  PF_CHECK(static_cast<int64_t>(prompt.size()) <= session.capacity(), "prompt of ", prompt.size(),
+           " tokens exceeds the context of ", session.capacity());
+  Rng rng(seed, 7);
+  Tensor logits = session.forward(prompt.data(), static_cast<int64_t>(prompt.size()), false);
+  const int64_t V = logits.size(1);
+  std::vector<int32_t> out;
+  for (int64_t i = 0; i < max_new; ++i) {
+    const int32_t tok = sample_token(logits.data(), V, opt, rng);
+    out.push_back(tok);
+    if (on_token) on_token(tok);
+    if (i + 1 == max_new || session.position() >= session.capacity()) break;
+    logits = session.forward(&tok, 1, false);
+  }
+  return out;
+}
+
+EvalResult evaluate_tokens(LanguageModel& m, const std::vector<int32_t>& ids, int64_t ctx,
+                           std::vector<float>* logprobs) {
+  PF_CHECK(ids.size() >= 2, "evaluation needs at least 2 tokens, got ", ids.size());
+  PF_CHECK(ctx > 0, "context must be positive");
+  NoGradScope no_grad;
+  EvalResult r;
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const int64_t V = m.vocab_size();
+  for (int32_t id : ids)
+    PF_CHECK(id >= 0 && id < V, "token id ", id, " is outside the model's vocabulary of ", V);
+  if (logprobs) logprobs->assign(n - 1, 0.0f);
+  for (int64_t w = 0; w < n - 1; w += ctx) {
+    const int64_t T = std::min(ctx, n - 1 - w);
+    std::vector<int32_t> in(ids.begin() + w, ids.begin() + w + T);
+    Var logits = m.forward(in, 1, T, ForwardOptions{});  // (T, V)
+    Tensor lp = Tensor::empty({T, V});
+    cpu::log_softmax(T, V, logits.data(), lp.data());
+    for (int64_t t = 0; t < T; ++t) {
+      const float v = lp.data()[t * V + ids[w + t + 1]];
+      r.total_nats -= v;
+      if (logprobs) (*logprobs)[w + t] = v;
+    }
+    r.predicted += T;
+  }
+  return r;
+}
+
+}  // namespace pf

@@ -1,0 +1,18 @@
+// Crash-safe file writes: a reader sees either the old file or the complete new one.
+#pragma once
+#include <cstdio>
+#include <functional>
+#include <string>
+
+namespace pf {
+
+// Writes through `writer` into PATH.tmp.<pid>, flushes and fsyncs it, renames it over
+// `path`, then fsyncs the parent directory. On any failure the temp file is removed and a
+// pf::Error naming the path is thrown (exceptions from `writer` propagate the same way).
+void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer);
+void write_file_atomic(const std::string& path, const std::string& contents);
+
+// Whole file as bytes; throws "cannot open PATH: reason" and similar.
+std::string read_file(const std::string& path);
+
+}  // namespace pf

@@ -1,0 +1,29 @@
+// Model directories in the Hugging Face layout (config.json + model.safetensors), plus
+// the optimizer and trainer state of a training checkpoint. A whole directory is
+// written beside the target and swapped in by rename, so a crash never loses the last one.
+#pragma once
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "io/safetensors.h"
+#include "models/lm.h"
+
+namespace pf {
+
+// Copies every parameter from f, checking names and shapes; extra tensors are ignored.
+void load_weights(LanguageModel& m, const SafetensorsFile& f);
+// Reads DIR/config.json and DIR/model.safetensors.
+std::unique_ptr<LanguageModel> load_model(const std::string& dir);
+
+// Writes a directory atomically: `fill(tmp_dir)` writes the files, then it replaces dir.
+void write_dir_atomic(const std::string& dir, const std::function<void(const std::string&)>& fill);
+// Writes config.json and model.safetensors of m into an existing directory.
+void write_model_files(const std::string& dir, LanguageModel& m);
+// A model-only directory, written atomically.
+void save_model(const std::string& dir, LanguageModel& m);
+// The directory to read: dir itself, or dir.old when a swap was interrupted.
+std::string resolve_checkpoint_dir(const std::string& dir);
+
+}  // namespace pf

@@ -1,0 +1,66 @@
+// The language-model interface every architecture implements, and the registry that
+// maps an architecture name to its factory. Adding an architecture = one folder under
+// models/ plus one registration line.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "autograd/tape.h"
+#include "nn/params.h"
+
+namespace pf {
+
+// Incremental inference: holds the per-layer cache or recurrent state.
+class InferenceSession {
+ public:
+  virtual ~InferenceSession() = default;
+  // Feeds n tokens at the current position. Returns logits (n, V) when all_logits,
+  // else only the last token's logits (1, V).
+  virtual Tensor forward(const int32_t* tokens, int64_t n, bool all_logits) = 0;
+  virtual int64_t position() const = 0;
+  virtual int64_t capacity() const = 0;  // max tokens this session can hold
+  virtual void reset() = 0;
+};
+
+struct ForwardOptions {
+  float dropout = 0.0f;      // training-time dropout on residual branches
+  uint64_t dropout_seed = 0;  // varies per step so masks differ
+};
+
+class LanguageModel {
+ public:
+  virtual ~LanguageModel() = default;
+  virtual std::string arch() const = 0;
+  virtual int64_t vocab_size() const = 0;
+  virtual int64_t max_context() const = 0;
+  // Every parameter once, under its checkpoint (Hugging Face) name.
+  virtual void visit_params(const ParamVisitor& visit) = 0;
+  // tokens: B*T ids -> logits (B*T, V), recorded on the active tape if any.
+  virtual Var forward(const std::vector<int32_t>& tokens, int64_t B, int64_t T,
+                      const ForwardOptions& opt) = 0;
+  virtual std::unique_ptr<InferenceSession> new_session(int64_t max_tokens) = 0;
+  // The config.json this model saves (Hugging Face keys).
+  virtual nlohmann::json config_json() const = 0;
+  // Bytes of inference state (KV cache or recurrent state) at a context length.
+  virtual int64_t state_bytes(int64_t context) const = 0;
+  // Forward FLOPs per token at a context length (for throughput reporting).
+  virtual double flops_per_token(int64_t context) const = 0;
+
+  int64_t num_params();
+};
+
+using ModelFactory = std::function<std::unique_ptr<LanguageModel>(const nlohmann::json& config,
+                                                                  uint64_t seed)>;
+
+// Registers an architecture under `arch` (CLI name) and the config "model_type" it reads.
+void register_arch(const std::string& arch, const std::string& model_type, ModelFactory f);
+// Builds a randomly initialised model from a config; arch is taken from "model_type".
+std::unique_ptr<LanguageModel> create_model(const nlohmann::json& config, uint64_t seed);
+std::string model_type_for_arch(const std::string& arch);
+std::vector<std::string> registered_archs();
+
+}  // namespace pf

@@ -1,0 +1,208 @@
+#include "tensor/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "base/error.h"
+
+namespace pf {
+
+const char* dtype_name(DType d) {
+  switch (d) {
+    case DType::F32: return "F32";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
+  }
+  return "?";
+}
+
+size_t dtype_size(DType d) { return d == DType::F32 ? 4 : 2; }
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << "]";
+  return os.str();
+}
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t v : s) n *= v;
+  return n;
+}
+
+Shape contiguous_strides(const Shape& shape) {
+  Shape st(shape.size());
+  int64_t acc = 1;
+  for (int64_t i = static_cast<int64_t>(shape.size()) - 1; i >= 0; --i) {
+    st[i] = acc;
+    acc *= shape[i];
+  }
+  return st;
+}
+
+Storage::Storage(size_t n) : bytes(n) {
+  size_t rounded = ((n + 63) / 64) * 64;
+  data = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  PF_CHECK(data != nullptr, "out of memory allocating ", n, " bytes");
+}
+
+Storage::~Storage() { std::free(data); }
+
+Tensor Tensor::empty(const Shape& shape) {
+  for (int64_t v : shape) PF_CHECK(v >= 0, "negative dimension in shape ", shape_str(shape));
+  Tensor t;
+  t.storage_ = std::make_shared<Storage>(shape_numel(shape) * sizeof(float));
+  t.shape_ = shape;
+  t.strides_ = contiguous_strides(shape);
+  return t;
+}
+
+Tensor Tensor::zeros(const Shape& shape) {
+  Tensor t = empty(shape);
+  std::memset(t.data(), 0, t.numel() * sizeof(float));
+  return t;
+}
+
+Tensor Tensor::full(const Shape& shape, float value) {
+  Tensor t = empty(shape);
+  t.fill(value);
+  return t;
+}
+
+Tensor Tensor::from(const Shape& shape, const std::vector<float>& values) {
+  PF_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "Tensor::from: ",
+           values.size(), " values for shape ", shape_str(shape));
+  Tensor t = empty(shape);
+  std::memcpy(t.data(), values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+int64_t Tensor::size(int64_t d) const {
+  if (d < 0) d += dim();
+  PF_CHECK(d >= 0 && d < dim(), "dimension ", d, " out of range for shape ", shape_str(shape_));
+  return shape_[d];
+}
+
+bool Tensor::is_contiguous() const { return strides_ == contiguous_strides(shape_); }
+
+float* Tensor::data() const { return static_cast<float*>(storage_->data) + offset_; }
+
+float& Tensor::at(std::initializer_list<int64_t> idx) const {
+  PF_CHECK(static_cast<int64_t>(idx.size()) == dim(), "at(): wrong number of indices");
+  int64_t off = 0, d = 0;
+  for (int64_t i : idx) {
+    PF_CHECK(i >= 0 && i < shape_[d], "at(): index out of range");
+    off += i * strides_[d++];
+  }
+  return data()[off];
+}
+
+Tensor Tensor::view(const Shape& shape) const {
+  PF_CHECK(is_contiguous(), "view() needs a contiguous tensor");
+  Shape s = shape;
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == -1) {
+      PF_CHECK(infer < 0, "view(): more than one -1");
+      infer = static_cast<int64_t>(i);
+    } else {
+      known *= s[i];
+    }
+  }
+  if (infer >= 0) s[infer] = known ? numel() / known : 0;
+  PF_CHECK(shape_numel(s) == numel(), "view(): cannot view ", shape_str(shape_), " as ",
+           shape_str(shape));
+  Tensor t = *this;
+  t.shape_ = s;
+  t.strides_ = contiguous_strides(s);
+  return t;
+}
+
+Tensor Tensor::transpose(int64_t a, int64_t b) const {
+  Tensor t = *this;
+  std::swap(t.shape_.at(a), t.shape_.at(b));
+  std::swap(t.strides_.at(a), t.strides_.at(b));
+  return t;
+}
+
+Tensor Tensor::slice(int64_t d, int64_t begin, int64_t end) const {
+  PF_CHECK(d >= 0 && d < dim() && begin >= 0 && begin <= end && end <= shape_[d],
+           "slice(): bad range [", begin, ", ", end, ") on dim ", d, " of ", shape_str(shape_));
+  Tensor t = *this;
+  t.offset_ += begin * strides_[d];
+  t.shape_[d] = end - begin;
+  return t;
+}
+
+Tensor Tensor::select(int64_t d, int64_t i) const {
+  Tensor t = slice(d, i, i + 1);
+  t.shape_.erase(t.shape_.begin() + d);
+  t.strides_.erase(t.strides_.begin() + d);
+  return t;
+}
+
+namespace {
+// Calls f(dst_offset_in_contiguous, src_offset) over all elements of a strided view.
+template <typename F>
+void for_each_index(const Shape& shape, const Shape& strides, F f) {
+  const int64_t n = shape_numel(shape);
+  if (n == 0) return;
+  std::vector<int64_t> idx(shape.size(), 0);
+  int64_t off = 0;
+  for (int64_t lin = 0; lin < n; ++lin) {
+    f(lin, off);
+    for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+      if (++idx[d] < shape[d]) {
+        off += strides[d];
+        break;
+      }
+      off -= (shape[d] - 1) * strides[d];
+      idx[d] = 0;
+    }
+  }
+}
+}  // namespace
+
+void Tensor::copy_from(const Tensor& src) const {
+  PF_CHECK(src.shape_ == shape_, "copy_from(): shape ", shape_str(src.shape_), " into ",
+           shape_str(shape_));
+  if (is_contiguous() && src.is_contiguous()) {
+    std::memmove(data(), src.data(), numel() * sizeof(float));
+    return;
+  }
+  std::vector<float> tmp = src.to_vector();
+  float* base = data();
+  for_each_index(shape_, strides_, [&](int64_t lin, int64_t off) { base[off] = tmp[lin]; });
+}
+
+void Tensor::fill(float v) const {
+  float* base = data();
+  for_each_index(shape_, strides_, [&](int64_t, int64_t off) { base[off] = v; });
+}
+
+std::vector<float> Tensor::to_vector() const {
+  std::vector<float> out(numel());
+  const float* base = data();
+  if (is_contiguous()) {
+    std::memcpy(out.data(), base, out.size() * sizeof(float));
+  } else {
+    for_each_index(shape_, strides_, [&](int64_t lin, int64_t off) { out[lin] = base[off]; });
+  }
+  return out;
+}
+
+Tensor Tensor::contiguous() const {
+  if (is_contiguous()) return *this;
+  return clone();
+}
+
+Tensor Tensor::clone() const {
+  Tensor t = empty(shape_);
+  t.copy_from(*this);
+  return t;
+}
+
+}  // namespace pf

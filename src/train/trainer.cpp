@@ -1,0 +1,197 @@
+#include "train/trainer.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "autograd/ops.h"
+#include "base/error.h"
+#include "base/timer.h"
+#include "io/atomic_file.h"
+#include "io/checkpoint.h"
+#include "io/config_json.h"
+
+namespace pf {
+
+namespace fs = std::filesystem;
+
+nlohmann::json TrainOptions::to_json() const {
+  return {{"batch", batch},
+          {"seq", seq},
+          {"steps", steps},
+          {"accum", accum},
+          {"warmup", warmup},
+          {"lr", lr},
+          {"min_lr_ratio", min_lr_ratio},
+          {"clip", clip},
+          {"beta1", adam.beta1},
+          {"beta2", adam.beta2},
+          {"eps", adam.eps},
+          {"weight_decay", adam.weight_decay},
+          {"dropout", dropout},
+          {"eval_every", eval_every},
+          {"eval_batches", eval_batches},
+          {"seed", seed}};
+}
+
+TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
+  TrainOptions o;
+  o.batch = json_int(j, "batch");
+  o.seq = json_int(j, "seq");
+  o.steps = json_int(j, "steps");
+  o.accum = json_int(j, "accum");
+  o.warmup = json_int(j, "warmup");
+  o.lr = json_num(j, "lr");
+  o.min_lr_ratio = json_num(j, "min_lr_ratio");
+  o.clip = json_num(j, "clip");
+  o.adam.beta1 = json_num(j, "beta1");
+  o.adam.beta2 = json_num(j, "beta2");
+  o.adam.eps = json_num(j, "eps");
+  o.adam.weight_decay = json_num(j, "weight_decay");
+  o.dropout = static_cast<float>(json_num(j, "dropout"));
+  o.eval_every = json_int(j, "eval_every");
+  o.eval_batches = json_int(j, "eval_batches");
+  o.seed = static_cast<uint64_t>(json_int(j, "seed"));
+  return o;
+}
+
+Trainer::Trainer(LanguageModel& model, const Corpus& corpus, const TrainOptions& opt)
+    : model_(model), corpus_(corpus), opt_(opt) {
+  PF_CHECK(opt.batch > 0 && opt.seq > 0 && opt.accum > 0, "batch, seq and accum must be positive");
+  PF_CHECK(opt.seq <= model.max_context(), "--seq ", opt.seq, " exceeds the model's context ",
+           model.max_context());
+  std::vector<std::pair<std::string, Var>> params;
+  std::vector<ParamKind> kinds;
+  model_.visit_params([&](const std::string& name, Var& p, ParamKind kind) {
+    params.emplace_back(name, p);
+    kinds.push_back(kind);
+  });
+  adam_ = std::make_unique<AdamW>(opt.adam, params, kinds);
+}
+
+double Trainer::train_step() {
+  for (auto& s : adam_->slots()) s.param.zero_grad();
+  double loss_sum = 0.0;
+  for (int64_t micro = 0; micro < opt_.accum; ++micro) {
+    const uint64_t sample = static_cast<uint64_t>(step_) * opt_.accum + micro;
+    Batch b = corpus_.train_batch(opt_.batch, opt_.seq, opt_.seed, sample);
+    Tape tape;
+    {
+      TapeScope scope(tape);
+      ForwardOptions fo;
+      fo.dropout = opt_.dropout;
+      fo.dropout_seed = (opt_.seed * 0x9E3779B97F4A7C15ULL) ^ (sample * 1000003ULL);
+      Var logits = model_.forward(b.inputs, b.B, b.T, fo);
+      Var loss = cross_entropy(logits, b.targets);
+      loss_sum += loss.value().data()[0];
+      Var scaled = scale(loss, 1.0f / static_cast<float>(opt_.accum));
+      tape.backward(scaled);
+    }
+  }
+  // Gradients are complete here: a data-parallel all-reduce belongs at this point.
+  clip_grad_norm(adam_->slots(), opt_.clip);
+  adam_->step(lr_at(step_, opt_.warmup, opt_.steps, opt_.lr, opt_.min_lr_ratio));
+  ++step_;
+  return loss_sum / opt_.accum;
+}
+
+double Trainer::evaluate_bpb(int64_t max_batches) {
+  NoGradScope no_grad;
+  const int64_t n = std::min(max_batches, corpus_.num_val_batches(opt_.batch, opt_.seq));
+  PF_CHECK(n > 0, "validation split (", corpus_.val_tokens(), " tokens) is too small for one batch of ",
+           opt_.batch, " x ", opt_.seq);
+  double total = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    Batch b = corpus_.val_batch(opt_.batch, opt_.seq, i);
+    Var logits = model_.forward(b.inputs, b.B, b.T, ForwardOptions{});
+    total += cross_entropy(logits, b.targets).value().data()[0];
+  }
+  return total / n / std::log(2.0) / corpus_.bytes_per_token();
+}
+
+namespace {
+std::string format_eta(double s) {
+  char buf[32];
+  const int64_t t = static_cast<int64_t>(s + 0.5);
+  std::snprintf(buf, sizeof buf, "%ldm%02lds", static_cast<long>(t / 60), static_cast<long>(t % 60));
+  return buf;
+}
+}  // namespace
+
+TrainResult Trainer::run() {
+  TrainResult r;
+  Timer timer;
+  const int64_t tokens_per_step = opt_.batch * opt_.seq * opt_.accum;
+  const int64_t start_step = step_;
+  double last_val = std::nan("");
+  while (step_ < opt_.steps) {
+    const double loss = train_step();
+    r.losses.push_back(loss);
+    PF_CHECK(std::isfinite(loss), "training diverged: loss is ", loss, " at step ", step_);
+    const double el = timer.seconds();
+    const int64_t done = step_ - start_step;
+    const bool last = step_ == opt_.steps;
+    const bool out_of_time = opt_.time_limit > 0 && el >= opt_.time_limit;
+    if (opt_.eval_every > 0 && (step_ % opt_.eval_every == 0 || last || out_of_time))
+      last_val = evaluate_bpb(opt_.eval_batches);
+    if (!opt_.quiet && (step_ % opt_.log_every == 0 || last || out_of_time)) {
+      const double tps = done * tokens_per_step / el;
+      double eta = (opt_.steps - step_) * el / done;
+      if (opt_.time_limit > 0) eta = std::min(eta, std::max(0.0, opt_.time_limit - el));
+      std::printf("step %5ld/%ld | loss %.4f | val bpb %s | lr %.2e | %.0f tok/s | ETA %s\n",
+                  static_cast<long>(step_), static_cast<long>(opt_.steps), loss,
+                  std::isnan(last_val) ? "  -   " : (std::to_string(last_val).substr(0, 6)).c_str(),
+                  lr_at(step_ - 1, opt_.warmup, opt_.steps, opt_.lr, opt_.min_lr_ratio), tps,
+                  format_eta(eta).c_str());
+      std::fflush(stdout);
+    }
+    if (!opt_.out_dir.empty() && opt_.save_every > 0 && step_ % opt_.save_every == 0 && !last)
+      save_checkpoint(opt_.out_dir);
+    if (out_of_time && !last) {
+      r.stopped_by_time = true;
+      if (!opt_.quiet)
+        std::printf("time limit of %.0f s reached at step %ld\n", opt_.time_limit,
+                    static_cast<long>(step_));
+      break;
+    }
+  }
+  r.seconds = timer.seconds();
+  r.steps_done = step_ - start_step;
+  r.tokens_per_sec = r.seconds > 0 ? r.steps_done * tokens_per_step / r.seconds : 0;
+  r.val_bpb = std::isnan(last_val) ? evaluate_bpb(opt_.eval_batches) : last_val;
+  if (!opt_.out_dir.empty()) save_checkpoint(opt_.out_dir);
+  return r;
+}
+
+void Trainer::save_checkpoint(const std::string& dir) {
+  write_dir_atomic(dir, [&](const std::string& tmp) {
+    write_model_files(tmp, model_);
+    std::vector<std::pair<std::string, Tensor>> moments;
+    for (auto& s : adam_->slots()) {
+      moments.emplace_back("m." + s.name, s.m);
+      moments.emplace_back("v." + s.name, s.v);
+    }
+    write_safetensors((fs::path(tmp) / "optimizer.safetensors").string(), moments);
+    nlohmann::json state = {{"step", step_},
+                            {"adam_steps", adam_->steps_taken()},
+                            {"arch", model_.arch()},
+                            {"options", opt_.to_json()}};
+    write_file_atomic((fs::path(tmp) / "trainer_state.json").string(), state.dump(2) + "\n");
+  });
+}
+
+void Trainer::resume_from(const std::string& dir_in) {
+  const std::string dir = resolve_checkpoint_dir(dir_in);
+  nlohmann::json state = read_json_file((fs::path(dir) / "trainer_state.json").string());
+  SafetensorsFile weights((fs::path(dir) / "model.safetensors").string());
+  load_weights(model_, weights);
+  SafetensorsFile opt((fs::path(dir) / "optimizer.safetensors").string());
+  for (auto& s : adam_->slots()) {
+    s.m.copy_from(opt.load_f32("m." + s.name, s.param.shape()));
+    s.v.copy_from(opt.load_f32("v." + s.name, s.param.shape()));
+  }
+  step_ = json_int(state, "step");
+  adam_->set_steps_taken(json_int(state, "adam_steps"));
+}
+
+}  // namespace pf

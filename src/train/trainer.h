@@ -1,0 +1,60 @@
+// The training loop: sampled batches, gradient accumulation, clipping, AdamW with
+// warmup + cosine, periodic validation in bits per byte, progress lines, atomic
+// checkpoints, and bit-exact resume.
+#pragma once
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "data/corpus.h"
+#include "models/lm.h"
+#include "train/adamw.h"
+
+namespace pf {
+
+struct TrainOptions {
+  int64_t batch = 16, seq = 256, steps = 1000, accum = 1, warmup = 50;
+  double lr = 1e-3, min_lr_ratio = 0.1, clip = 1.0;
+  double time_limit = 0;  // seconds; 0 = no limit. Stops early and checkpoints.
+  AdamWConfig adam;
+  float dropout = 0.0f;
+  int64_t eval_every = 100, eval_batches = 16, log_every = 10, save_every = 0;
+  uint64_t seed = 1;
+  std::string out_dir;  // where checkpoints go; empty = none
+  bool quiet = false;
+
+  nlohmann::json to_json() const;
+  static TrainOptions from_json(const nlohmann::json& j);
+};
+
+struct TrainResult {
+  int64_t steps_done = 0;
+  std::vector<double> losses;  // training loss per step taken in this run
+  double val_bpb = 0, tokens_per_sec = 0, seconds = 0;
+  bool stopped_by_time = false;
+};
+
+class Trainer {
+ public:
+  Trainer(LanguageModel& model, const Corpus& corpus, const TrainOptions& opt);
+  // Loads weights, optimizer moments and the step counter from a checkpoint directory.
+  void resume_from(const std::string& dir);
+  TrainResult run();
+  // Mean validation loss in bits per byte over up to max_batches batches.
+  double evaluate_bpb(int64_t max_batches);
+  void save_checkpoint(const std::string& dir);
+  int64_t step() const { return step_; }
+
+ private:
+  double train_step();
+
+  LanguageModel& model_;
+  const Corpus& corpus_;
+  TrainOptions opt_;
+  std::unique_ptr<AdamW> adam_;
+  int64_t step_ = 0;
+};
+
+}  // namespace pf
