@@ -131,7 +131,8 @@ TrainResult Trainer::run() {
     const double el = timer.seconds();
     const int64_t done = step_ - start_step;
     const bool last = step_ == opt_.steps;
-    const bool out_of_time = opt_.time_limit > 0 && el >= opt_.time_limit;
+    const bool out_of_time = (opt_.time_limit > 0 && el >= opt_.time_limit) ||
+                             (opt_.stop_at_step > 0 && step_ >= opt_.stop_at_step);
     if (opt_.eval_every > 0 && (step_ % opt_.eval_every == 0 || last || out_of_time))
       last_val = evaluate_bpb(opt_.eval_batches);
     if (!opt_.quiet && (step_ % opt_.log_every == 0 || last || out_of_time)) {
@@ -150,8 +151,8 @@ TrainResult Trainer::run() {
     if (out_of_time && !last) {
       r.stopped_by_time = true;
       if (!opt_.quiet)
-        std::printf("time limit of %.0f s reached at step %ld\n", opt_.time_limit,
-                    static_cast<long>(step_));
+        std::printf("stopping at step %ld of %ld (time or step limit); resume with --resume\n",
+                    static_cast<long>(step_), static_cast<long>(opt_.steps));
       break;
     }
   }

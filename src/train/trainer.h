@@ -18,6 +18,7 @@ struct TrainOptions {
   int64_t batch = 16, seq = 256, steps = 1000, accum = 1, warmup = 50;
   double lr = 1e-3, min_lr_ratio = 0.1, clip = 1.0;
   double time_limit = 0;  // seconds; 0 = no limit. Stops early and checkpoints.
+  int64_t stop_at_step = 0;  // stop (and checkpoint) once this step is reached; 0 = off
   AdamWConfig adam;
   float dropout = 0.0f;
   int64_t eval_every = 100, eval_batches = 16, log_every = 10, save_every = 0;

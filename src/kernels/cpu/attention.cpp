@@ -6,31 +6,349 @@
 #include <vector>
 
 #include "base/error.h"
+#include "kernels/cpu/simd.h"
 
 namespace pf::cpu {
 
+// Tiles are 64 queries x 64 keys. Within a tile, score rows are computed in register
+// blocks of R rows x 64 keys and value rows in R rows x hd, with hd = 16 * NV; head
+// dims that are not a multiple of 16 are zero-padded (dot products are unchanged).
 namespace {
-constexpr int64_t kBq = 64;  // query rows per tile
-constexpr int64_t kBk = 64;  // keys per tile
-constexpr int64_t kMaxHd = 256;
+using simd::v16;
+constexpr int64_t kTile = 64;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Transposes a (n, hd) block with row stride ts into kt (hd, kBk).
-inline void transpose_block(const float* k, int64_t ts, int64_t n, int64_t hd, float* kt) {
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t d = 0; d < hd; ++d) kt[d * kBk + j] = k[j * ts + d];
+// kt(hd, 64) = transpose of rows k[0..n) (row stride ts); columns >= n are zero.
+void transpose_tile(const float* k, int64_t ts, int64_t n, int64_t hd, float* kt) {
+  for (int64_t d = 0; d < hd; ++d) {
+    float* row = kt + d * kTile;
+    for (int64_t j = 0; j < n; ++j) row[j] = k[j * ts + d];
+    for (int64_t j = n; j < kTile; ++j) row[j] = 0.0f;
+  }
 }
 
-// s[j] = scale * dot(q, k_j) for j < n, with k given transposed (hd, kBk).
-inline void row_scores(const float* q, const float* kt, int64_t n, int64_t hd, float scale,
-                       float* s) {
-  for (int64_t j = 0; j < kBk; ++j) s[j] = 0.0f;
+// s(R, 64) = scale * rows(R, hd) . kt(hd, 64)
+template <int R>
+inline void scores_tile(const float* const* rows, const float* kt, int64_t hd, float scale,
+                        float* s) {
+  v16 acc[R][4];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < 4; ++c) acc[r][c] = simd::splat(0.0f);
   for (int64_t d = 0; d < hd; ++d) {
-    const float qd = q[d] * scale;
-    const float* kd = kt + d * kBk;
-#pragma omp simd
-    for (int64_t j = 0; j < kBk; ++j) s[j] += qd * kd[j];
+    const float* kd = kt + d * kTile;
+    const v16 k0 = simd::load(kd), k1 = simd::load(kd + 16), k2 = simd::load(kd + 32),
+              k3 = simd::load(kd + 48);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const v16 q = simd::splat(rows[r][d]);
+      acc[r][0] += q * k0;
+      acc[r][1] += q * k1;
+      acc[r][2] += q * k2;
+      acc[r][3] += q * k3;
+    }
   }
-  for (int64_t j = n; j < kBk; ++j) s[j] = -std::numeric_limits<float>::infinity();
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < 4; ++c) simd::store(s + r * kTile + 16 * c, acc[r][c] * scale);
+}
+
+// out_r(hd) += sum_{j<n} p(r, j) * v_j for R rows; v rows have stride ts.
+template <int NV, int R>
+inline void weighted_rows(const float* p, const float* v, int64_t ts, int64_t n,
+                          float* const* out) {
+  v16 acc[R][NV];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < NV; ++c) acc[r][c] = simd::load(out[r] + 16 * c);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* vj = v + j * ts;
+    v16 vv[NV];
+    for (int c = 0; c < NV; ++c) vv[c] = simd::load(vj + 16 * c);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const v16 pr = simd::splat(p[r * kTile + j]);
+      for (int c = 0; c < NV; ++c) acc[r][c] += pr * vv[c];
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < NV; ++c) simd::store(out[r] + 16 * c, acc[r][c]);
+}
+
+// dst_j(hd) += sum_r w(r, j) * rows_r for j < n; dst rows are contiguous (stride hd).
+template <int NV, int R>
+inline void outer_accumulate(const float* w, const float* const* rows, int64_t n, float* dst) {
+  v16 x[R][NV];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < NV; ++c) x[r][c] = simd::load(rows[r] + 16 * c);
+  for (int64_t j = 0; j < n; ++j) {
+    float* dj = dst + j * NV * 16;
+    v16 a[NV];
+    for (int c = 0; c < NV; ++c) a[c] = simd::load(dj + 16 * c);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const v16 wr = simd::splat(w[r * kTile + j]);
+      for (int c = 0; c < NV; ++c) a[c] += wr * x[r][c];
+    }
+    for (int c = 0; c < NV; ++c) simd::store(dj + 16 * c, a[c]);
+  }
+}
+
+// Masks keys after each row's position (s = -inf) for rows at positions qpos[r].
+template <int R>
+inline void causal_mask(float* s, const int64_t* qpos, int64_t j0, int64_t nj) {
+  for (int r = 0; r < R; ++r) {
+    const int64_t last = std::min(nj, qpos[r] - j0 + 1);  // visible keys in this tile
+    for (int64_t j = std::max<int64_t>(last, 0); j < kTile; ++j) s[r * kTile + j] = kNegInf;
+  }
+}
+
+struct FwdState {
+  float* s;    // (R, 64) scores, then probabilities
+  float* m;    // (64) running max per row of the query tile
+  float* l;    // (64) running sum per row
+  float* acc;  // (64, hd) unnormalised output rows
+};
+
+template <int NV, int R>
+void fwd_rows(const AttnShape& sh, int64_t hdp, const float* qbase, int64_t q_ts,
+              const float* kt, const float* vtile, int64_t v_ts, int64_t j0, int64_t nj,
+              int64_t i0, int64_t i, FwdState& st) {
+  const float* rows[R];
+  float* outs[R];
+  int64_t qpos[R];
+  for (int r = 0; r < R; ++r) {
+    rows[r] = qbase + (i0 + i + r) * q_ts;
+    outs[r] = st.acc + (i + r) * hdp;
+    qpos[r] = sh.q_pos0 + i0 + i + r;
+  }
+  scores_tile<R>(rows, kt, hdp, sh.scale, st.s);
+  causal_mask<R>(st.s, qpos, j0, nj);
+  for (int r = 0; r < R; ++r) {
+    float* sr = st.s + r * kTile;
+    v16 mx = simd::max_of(simd::load(sr), simd::load(sr + 16), simd::load(sr + 32),
+                          simd::load(sr + 48));
+    const float mnew = std::max(st.m[i + r], simd::hmax(mx));
+    const float corr = std::exp(st.m[i + r] - mnew);  // exp(-inf) = 0 on the first tile
+    v16 sum = simd::splat(0.0f);
+    for (int c = 0; c < 4; ++c) {
+      const v16 p = simd::exp(simd::load(sr + 16 * c) - mnew);
+      simd::store(sr + 16 * c, p);
+      sum += p;
+    }
+    st.l[i + r] = st.l[i + r] * corr + simd::hsum(sum);
+    st.m[i + r] = mnew;
+    for (int c = 0; c < NV; ++c) simd::store(outs[r] + 16 * c, simd::load(outs[r] + 16 * c) * corr);
+  }
+  const int64_t nvis = std::min(nj, qpos[R - 1] - j0 + 1);
+  weighted_rows<NV, R>(st.s, vtile, v_ts, nvis, outs);
+}
+
+template <int NV>
+constexpr int rows_per_block() {
+  return NV <= 4 ? 4 : (NV <= 8 ? 2 : 1);
+}
+
+template <int NV>
+void attention_fwd_impl(const AttnShape& s, const float* q, const float* k, const float* v,
+                        float* out, float* lse) {
+  constexpr int R = rows_per_block<NV>();
+  constexpr int64_t hdp = 16 * NV;
+  const int64_t group = s.H / s.KV;
+  const int64_t nqb = (s.Tq + kTile - 1) / kTile;
+#pragma omp parallel
+  {
+    std::vector<float> kt(hdp * kTile), sbuf(R * kTile), m(kTile), l(kTile), acc(kTile * hdp);
+    FwdState st{sbuf.data(), m.data(), l.data(), acc.data()};
+#pragma omp for collapse(3) schedule(dynamic, 1)
+    for (int64_t b = 0; b < s.B; ++b)
+      for (int64_t h = 0; h < s.H; ++h)
+        for (int64_t qb = 0; qb < nqb; ++qb) {
+          const int64_t i0 = qb * kTile, ni = std::min(kTile, s.Tq - i0);
+          const float* qbase = q + b * s.q_bs + h * hdp;
+          const float* kbase = k + b * s.k_bs + (h / group) * hdp;
+          const float* vbase = v + b * s.k_bs + (h / group) * hdp;
+          std::fill(m.begin(), m.end(), kNegInf);
+          std::fill(l.begin(), l.end(), 0.0f);
+          std::fill(acc.begin(), acc.end(), 0.0f);
+          const int64_t kend = s.q_pos0 + i0 + ni;  // keys visible to the last row
+          for (int64_t j0 = 0; j0 < kend; j0 += kTile) {
+            const int64_t nj = std::min(kTile, kend - j0);
+            transpose_tile(kbase + j0 * s.k_ts, s.k_ts, nj, hdp, kt.data());
+            // Rows whose position is before j0 see nothing in this tile.
+            int64_t i = std::max<int64_t>(0, j0 - s.q_pos0 - i0);
+            for (; i + R <= ni; i += R)
+              fwd_rows<NV, R>(s, hdp, qbase, s.q_ts, kt.data(), vbase + j0 * s.k_ts, s.k_ts, j0,
+                              nj, i0, i, st);
+            for (; i < ni; ++i)
+              fwd_rows<NV, 1>(s, hdp, qbase, s.q_ts, kt.data(), vbase + j0 * s.k_ts, s.k_ts, j0,
+                              nj, i0, i, st);
+          }
+          for (int64_t i = 0; i < ni; ++i) {
+            float* o = out + b * s.o_bs + (i0 + i) * s.o_ts + h * hdp;
+            const float inv = 1.0f / l[i];
+            for (int64_t d = 0; d < hdp; ++d) o[d] = acc[i * hdp + d] * inv;
+            if (lse) lse[(b * s.H + h) * s.Tq + i0 + i] = m[i] + std::log(l[i]);
+          }
+        }
+  }
+}
+
+struct BwdTile {
+  const float* kt;    // (hd, 64) keys of the tile, transposed
+  const float* vt;    // (hd, 64) values, transposed
+  const float* krow;  // first key row of the tile (row stride k_ts)
+  float* dk;          // (64, hd) tile accumulators
+  float* dv;
+  float* p;           // (R, 64)
+  float* dp;          // (R, 64)
+};
+
+template <int NV, int R>
+void bwd_rows(const AttnShape& s, const float* qbase, const float* dobase, float* dqbase,
+              const float* lrow, const float* delta, int64_t j0, int64_t nj, int64_t i,
+              BwdTile& t) {
+  constexpr int64_t hdp = 16 * NV;
+  const float* qr[R];
+  const float* dor[R];
+  float* dqr[R];
+  int64_t qpos[R];
+  for (int r = 0; r < R; ++r) {
+    qr[r] = qbase + (i + r) * s.q_ts;
+    dor[r] = dobase + (i + r) * s.o_ts;
+    dqr[r] = dqbase + (i + r) * s.q_ts;
+    qpos[r] = s.q_pos0 + i + r;
+  }
+  scores_tile<R>(qr, t.kt, hdp, s.scale, t.p);
+  causal_mask<R>(t.p, qpos, j0, nj);
+  scores_tile<R>(dor, t.vt, hdp, 1.0f, t.dp);  // dp = dout . v
+  for (int r = 0; r < R; ++r) {
+    const float l = lrow[i + r], dl = delta[i + r];
+    for (int c = 0; c < 4; ++c) {
+      const v16 p = simd::exp(simd::load(t.p + r * kTile + 16 * c) - l);
+      simd::store(t.p + r * kTile + 16 * c, p);
+      const v16 ds = p * (simd::load(t.dp + r * kTile + 16 * c) - dl) * s.scale;
+      simd::store(t.dp + r * kTile + 16 * c, ds);  // dp now holds dS
+    }
+  }
+  const int64_t nvis = std::min(nj, qpos[R - 1] - j0 + 1);
+  weighted_rows<NV, R>(t.dp, t.krow, s.k_ts, nvis, dqr);  // dq += dS . K
+  outer_accumulate<NV, R>(t.dp, qr, nvis, t.dk);           // dK += dS^T . Q
+  outer_accumulate<NV, R>(t.p, dor, nvis, t.dv);           // dV += P^T . dO
+}
+
+template <int NV>
+void attention_bwd_impl(const AttnShape& s, const float* q, const float* k, const float* v,
+                        const float* out, const float* lse, const float* dout, float* dq,
+                        float* dk, float* dv) {
+  constexpr int R = rows_per_block<NV>();
+  constexpr int64_t hdp = 16 * NV;
+  const int64_t group = s.H / s.KV;
+  // Tasks own one (batch, kv head), so the dk/dv they accumulate are private to them.
+#pragma omp parallel
+  {
+    std::vector<float> kt(hdp * kTile), vt(hdp * kTile), p(R * kTile), dp(R * kTile),
+        dkt(kTile * hdp), dvt(kTile * hdp), delta(s.Tq);
+#pragma omp for collapse(2) schedule(dynamic, 1)
+    for (int64_t b = 0; b < s.B; ++b)
+      for (int64_t kvh = 0; kvh < s.KV; ++kvh) {
+        const float* kbase = k + b * s.k_bs + kvh * hdp;
+        const float* vbase = v + b * s.k_bs + kvh * hdp;
+        float* dkbase = dk + b * s.k_bs + kvh * hdp;
+        float* dvbase = dv + b * s.k_bs + kvh * hdp;
+        const int64_t kend = s.q_pos0 + s.Tq;
+        for (int64_t j0 = 0; j0 < kend; j0 += kTile) {
+          const int64_t nj = std::min(kTile, kend - j0);
+          transpose_tile(kbase + j0 * s.k_ts, s.k_ts, nj, hdp, kt.data());
+          transpose_tile(vbase + j0 * s.k_ts, s.k_ts, nj, hdp, vt.data());
+          std::fill(dkt.begin(), dkt.end(), 0.0f);
+          std::fill(dvt.begin(), dvt.end(), 0.0f);
+          BwdTile t{kt.data(), vt.data(), kbase + j0 * s.k_ts, dkt.data(), dvt.data(),
+                    p.data(), dp.data()};
+          for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+            const float* qbase = q + b * s.q_bs + h * hdp;
+            const float* obase = out + b * s.o_bs + h * hdp;
+            const float* dobase = dout + b * s.o_bs + h * hdp;
+            float* dqbase = dq + b * s.q_bs + h * hdp;
+            const float* lrow = lse + (b * s.H + h) * s.Tq;
+            // delta_i = dout_i . out_i (the softmax Jacobian's row term); tile-independent,
+            // recomputed per tile to keep the scratch O(Tq) rather than O(H * Tq).
+            const int64_t ibeg = std::max<int64_t>(0, j0 - s.q_pos0);
+            for (int64_t i = ibeg; i < s.Tq; ++i) {
+              v16 acc = simd::splat(0.0f);
+              for (int c = 0; c < NV; ++c)
+                acc += simd::load(dobase + i * s.o_ts + 16 * c) *
+                       simd::load(obase + i * s.o_ts + 16 * c);
+              delta[i] = simd::hsum(acc);
+            }
+            int64_t i = ibeg;
+            for (; i + R <= s.Tq; i += R)
+              bwd_rows<NV, R>(s, qbase, dobase, dqbase, lrow, delta.data(), j0, nj, i, t);
+            for (; i < s.Tq; ++i)
+              bwd_rows<NV, 1>(s, qbase, dobase, dqbase, lrow, delta.data(), j0, nj, i, t);
+          }
+          for (int64_t j = 0; j < nj; ++j)
+            for (int64_t d = 0; d < hdp; ++d) {
+              dkbase[(j0 + j) * s.k_ts + d] += dkt[j * hdp + d];
+              dvbase[(j0 + j) * s.k_ts + d] += dvt[j * hdp + d];
+            }
+        }
+      }
+  }
+}
+
+// Runs f.template operator()<NV>() for NV = hd / 16 in 1..16.
+template <typename F>
+void dispatch_nv(int64_t nv, F&& f) {
+  switch (nv) {
+#define PF_NV_CASE(n) \
+  case n:             \
+    return f.template operator()<n>();
+    PF_NV_CASE(1) PF_NV_CASE(2) PF_NV_CASE(3) PF_NV_CASE(4) PF_NV_CASE(5) PF_NV_CASE(6)
+    PF_NV_CASE(7) PF_NV_CASE(8) PF_NV_CASE(9) PF_NV_CASE(10) PF_NV_CASE(11) PF_NV_CASE(12)
+    PF_NV_CASE(13) PF_NV_CASE(14) PF_NV_CASE(15) PF_NV_CASE(16)
+#undef PF_NV_CASE
+    default:
+      fail("attention: head dim ", nv * 16, " exceeds 256");
+  }
+}
+
+// Copies a (B, T, heads, hd) strided array into a contiguous (B, T, heads, hdp) one.
+std::vector<float> pad_heads(const float* x, int64_t B, int64_t T, int64_t heads, int64_t hd,
+                             int64_t hdp, int64_t bs, int64_t ts) {
+  std::vector<float> y(B * T * heads * hdp, 0.0f);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < heads; ++h)
+        std::copy_n(x + b * bs + t * ts + h * hd, hd, y.data() + ((b * T + t) * heads + h) * hdp);
+  return y;
+}
+
+void unpad_heads(const std::vector<float>& y, int64_t B, int64_t T, int64_t heads, int64_t hd,
+                 int64_t hdp, int64_t bs, int64_t ts, float* x, bool accumulate) {
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < heads; ++h) {
+        const float* src = y.data() + ((b * T + t) * heads + h) * hdp;
+        float* dst = x + b * bs + t * ts + h * hd;
+        for (int64_t d = 0; d < hd; ++d) dst[d] = accumulate ? dst[d] + src[d] : src[d];
+      }
+}
+
+// The shape with hd padded to hdp and contiguous strides (scale kept from s).
+AttnShape padded_shape(const AttnShape& s, int64_t hdp) {
+  AttnShape p = attn_shape(s.B, s.Tq, s.Tk, s.H, s.KV, hdp, s.q_pos0);
+  p.scale = s.scale;
+  return p;
+}
+
+void check_shape(const AttnShape& s) {
+  PF_CHECK(s.H % s.KV == 0, "attention: ", s.H, " query heads not divisible by ", s.KV,
+           " key/value heads");
+  PF_CHECK(s.hd > 0 && s.hd <= 256, "attention: head dim ", s.hd, " must be in [1, 256]");
+  PF_CHECK(s.q_pos0 >= 0 && s.q_pos0 + s.Tq <= s.Tk, "attention: queries reach past the last key");
 }
 }  // namespace
 
@@ -47,139 +365,48 @@ AttnShape attn_shape(int64_t B, int64_t Tq, int64_t Tk, int64_t H, int64_t KV, i
 
 void attention_fwd(const AttnShape& s, const float* q, const float* k, const float* v, float* out,
                    float* lse) {
-  PF_CHECK(s.H % s.KV == 0, "attention: ", s.H, " query heads not divisible by ", s.KV,
-           " key/value heads");
-  PF_CHECK(s.hd <= kMaxHd, "attention: head dim ", s.hd, " exceeds ", kMaxHd);
-  PF_CHECK(s.q_pos0 + s.Tq <= s.Tk, "attention: queries reach past the last key");
-  const int64_t group = s.H / s.KV;
-  const int64_t nqb = (s.Tq + kBq - 1) / kBq;
-  const int64_t hd = s.hd;
-#pragma omp parallel
-  {
-    std::vector<float> kt(kMaxHd * kBk), sc(kBq * kBk), m(kBq), l(kBq), acc(kBq * kMaxHd);
-#pragma omp for collapse(3) schedule(dynamic, 1)
-    for (int64_t b = 0; b < s.B; ++b)
-      for (int64_t h = 0; h < s.H; ++h)
-        for (int64_t qb = 0; qb < nqb; ++qb) {
-          const int64_t kvh = h / group;
-          const int64_t i0 = qb * kBq, ni = std::min(kBq, s.Tq - i0);
-          const float* qbase = q + b * s.q_bs + h * hd;
-          const float* kbase = k + b * s.k_bs + kvh * hd;
-          const float* vbase = v + b * s.k_bs + kvh * hd;
-          std::fill(m.begin(), m.end(), -std::numeric_limits<float>::infinity());
-          std::fill(l.begin(), l.end(), 0.0f);
-          std::fill(acc.begin(), acc.begin() + ni * hd, 0.0f);
-          const int64_t kend = s.q_pos0 + i0 + ni;  // keys [0, kend) are visible to some row
-          for (int64_t j0 = 0; j0 < kend; j0 += kBk) {
-            const int64_t nj = std::min(kBk, kend - j0);
-            transpose_block(kbase + j0 * s.k_ts, s.k_ts, nj, hd, kt.data());
-            for (int64_t i = 0; i < ni; ++i) {
-              const int64_t qpos = s.q_pos0 + i0 + i;
-              if (j0 > qpos) break;
-              const int64_t nvis = std::min(nj, qpos - j0 + 1);
-              float* srow = sc.data() + i * kBk;
-              row_scores(qbase + (i0 + i) * s.q_ts, kt.data(), nvis, hd, s.scale, srow);
-              float mx = m[i];
-              for (int64_t j = 0; j < nvis; ++j) mx = std::max(mx, srow[j]);
-              const float corr = std::exp(m[i] - mx);
-              float psum = 0.0f;
-              for (int64_t j = 0; j < nvis; ++j) {
-                srow[j] = std::exp(srow[j] - mx);
-                psum += srow[j];
-              }
-              l[i] = l[i] * corr + psum;
-              m[i] = mx;
-              float* a = acc.data() + i * hd;
-#pragma omp simd
-              for (int64_t d = 0; d < hd; ++d) a[d] *= corr;
-              for (int64_t j = 0; j < nvis; ++j) {
-                const float p = srow[j];
-                const float* vj = vbase + (j0 + j) * s.k_ts;
-#pragma omp simd
-                for (int64_t d = 0; d < hd; ++d) a[d] += p * vj[d];
-              }
-            }
-          }
-          for (int64_t i = 0; i < ni; ++i) {
-            float* o = out + b * s.o_bs + (i0 + i) * s.o_ts + h * hd;
-            const float inv = 1.0f / l[i];
-            for (int64_t d = 0; d < hd; ++d) o[d] = acc[i * hd + d] * inv;
-            if (lse) lse[(b * s.H + h) * s.Tq + i0 + i] = m[i] + std::log(l[i]);
-          }
-        }
+  check_shape(s);
+  if (s.hd % 16 == 0) {
+    dispatch_nv(s.hd / 16, [&]<int NV>() { attention_fwd_impl<NV>(s, q, k, v, out, lse); });
+    return;
   }
+  const int64_t hdp = (s.hd + 15) / 16 * 16;
+  const AttnShape p = padded_shape(s, hdp);
+  auto qp = pad_heads(q, s.B, s.Tq, s.H, s.hd, hdp, s.q_bs, s.q_ts);
+  auto kp = pad_heads(k, s.B, s.Tk, s.KV, s.hd, hdp, s.k_bs, s.k_ts);
+  auto vp = pad_heads(v, s.B, s.Tk, s.KV, s.hd, hdp, s.k_bs, s.k_ts);
+  std::vector<float> op(qp.size());
+  dispatch_nv(hdp / 16, [&]<int NV>() {
+    attention_fwd_impl<NV>(p, qp.data(), kp.data(), vp.data(), op.data(), lse);
+  });
+  unpad_heads(op, s.B, s.Tq, s.H, s.hd, hdp, s.o_bs, s.o_ts, out, false);
 }
 
 void attention_bwd(const AttnShape& s, const float* q, const float* k, const float* v,
                    const float* out, const float* lse, const float* dout, float* dq, float* dk,
                    float* dv) {
-  const int64_t group = s.H / s.KV;
-  const int64_t hd = s.hd;
-  // Tasks own one (batch, kv head) so the dk/dv they accumulate are private to them.
-#pragma omp parallel
-  {
-    std::vector<float> kt(kMaxHd * kBk), vt(kMaxHd * kBk), p(kBk), dp(kBk), delta(s.Tq);
-#pragma omp for collapse(2) schedule(dynamic, 1)
-    for (int64_t b = 0; b < s.B; ++b)
-      for (int64_t kvh = 0; kvh < s.KV; ++kvh) {
-        const float* kbase = k + b * s.k_bs + kvh * hd;
-        const float* vbase = v + b * s.k_bs + kvh * hd;
-        float* dkbase = dk + b * s.k_bs + kvh * hd;
-        float* dvbase = dv + b * s.k_bs + kvh * hd;
-        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-          const float* qbase = q + b * s.q_bs + h * hd;
-          float* dqbase = dq + b * s.q_bs + h * hd;
-          const float* obase = out + b * s.o_bs + h * hd;
-          const float* dobase = dout + b * s.o_bs + h * hd;
-          const float* lrow = lse + (b * s.H + h) * s.Tq;
-          for (int64_t i = 0; i < s.Tq; ++i) {
-            float acc = 0.0f;
-            for (int64_t d = 0; d < hd; ++d)
-              acc += dobase[i * s.o_ts + d] * obase[i * s.o_ts + d];
-            delta[i] = acc;
-          }
-          const int64_t kend = s.q_pos0 + s.Tq;
-          for (int64_t j0 = 0; j0 < kend; j0 += kBk) {
-            const int64_t nj = std::min(kBk, kend - j0);
-            transpose_block(kbase + j0 * s.k_ts, s.k_ts, nj, hd, kt.data());
-            transpose_block(vbase + j0 * s.k_ts, s.k_ts, nj, hd, vt.data());
-            // First query that sees key j0.
-            const int64_t ibeg = std::max<int64_t>(0, j0 - s.q_pos0);
-            for (int64_t i = ibeg; i < s.Tq; ++i) {
-              const int64_t qpos = s.q_pos0 + i;
-              const int64_t nvis = std::min(nj, qpos - j0 + 1);
-              const float* qi = qbase + i * s.q_ts;
-              const float* doi = dobase + i * s.o_ts;
-              row_scores(qi, kt.data(), nvis, hd, s.scale, p.data());
-              const float li = lrow[i];
-              for (int64_t j = 0; j < nvis; ++j) p[j] = std::exp(p[j] - li);
-              // dp[j] = dout_i . v_j
-              for (int64_t j = 0; j < kBk; ++j) dp[j] = 0.0f;
-              for (int64_t d = 0; d < hd; ++d) {
-                const float g = doi[d];
-                const float* vd = vt.data() + d * kBk;
-#pragma omp simd
-                for (int64_t j = 0; j < kBk; ++j) dp[j] += g * vd[j];
-              }
-              float* dqi = dqbase + i * s.q_ts;
-              for (int64_t j = 0; j < nvis; ++j) {
-                const float pj = p[j];
-                const float ds = pj * (dp[j] - delta[i]) * s.scale;
-                const float* kj = kbase + (j0 + j) * s.k_ts;
-                float* dkj = dkbase + (j0 + j) * s.k_ts;
-                float* dvj = dvbase + (j0 + j) * s.k_ts;
-#pragma omp simd
-                for (int64_t d = 0; d < hd; ++d) {
-                  dqi[d] += ds * kj[d];
-                  dkj[d] += ds * qi[d];
-                  dvj[d] += pj * doi[d];
-                }
-              }
-            }
-          }
-        }
-      }
+  check_shape(s);
+  if (s.hd % 16 == 0) {
+    dispatch_nv(s.hd / 16, [&]<int NV>() {
+      attention_bwd_impl<NV>(s, q, k, v, out, lse, dout, dq, dk, dv);
+    });
+    return;
   }
+  const int64_t hdp = (s.hd + 15) / 16 * 16;
+  const AttnShape p = padded_shape(s, hdp);
+  auto qp = pad_heads(q, s.B, s.Tq, s.H, s.hd, hdp, s.q_bs, s.q_ts);
+  auto kp = pad_heads(k, s.B, s.Tk, s.KV, s.hd, hdp, s.k_bs, s.k_ts);
+  auto vp = pad_heads(v, s.B, s.Tk, s.KV, s.hd, hdp, s.k_bs, s.k_ts);
+  auto op = pad_heads(out, s.B, s.Tq, s.H, s.hd, hdp, s.o_bs, s.o_ts);
+  auto dop = pad_heads(dout, s.B, s.Tq, s.H, s.hd, hdp, s.o_bs, s.o_ts);
+  std::vector<float> dqp(qp.size(), 0.0f), dkp(kp.size(), 0.0f), dvp(vp.size(), 0.0f);
+  dispatch_nv(hdp / 16, [&]<int NV>() {
+    attention_bwd_impl<NV>(p, qp.data(), kp.data(), vp.data(), op.data(), lse, dop.data(),
+                           dqp.data(), dkp.data(), dvp.data());
+  });
+  unpad_heads(dqp, s.B, s.Tq, s.H, s.hd, hdp, s.q_bs, s.q_ts, dq, true);
+  unpad_heads(dkp, s.B, s.Tk, s.KV, s.hd, hdp, s.k_bs, s.k_ts, dk, true);
+  unpad_heads(dvp, s.B, s.Tk, s.KV, s.hd, hdp, s.k_bs, s.k_ts, dv, true);
 }
 
 void attention_naive(const AttnShape& s, const float* q, const float* k, const float* v,

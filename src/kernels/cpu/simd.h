@@ -1,0 +1,59 @@
+// Portable 16-lane float vectors (GCC/Clang vector extensions): one AVX-512 register
+// with -march=native on this machine, two AVX2 registers elsewhere. Used by kernels
+// that need explicit register blocking without intrinsics.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+namespace pf::cpu::simd {
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+inline v16 load(const float* p) {
+  v16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
+inline v16 splat(float x) { return v16{} + x; }
+inline v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
+inline v16 max_of(v16 a, v16 b, v16 c, v16 d) { return vmax(vmax(a, b), vmax(c, d)); }
+inline float hsum(v16 v) {
+  float s = 0.0f;
+  for (int i = 0; i < 16; ++i) s += v[i];
+  return s;
+}
+inline float hmax(v16 v) {
+  float m = v[0];
+  for (int i = 1; i < 16; ++i) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+// exp(x) with ~1 ulp error over the float range (Cephes-style polynomial on a
+// range-reduced argument); exactly 0 below -87.3 so masked (-inf) entries vanish.
+inline v16 exp(v16 x) {
+  const v16 lo = splat(-87.3365447504f), hi = splat(88.3762626647949f);
+  v16 xc = x < lo ? lo : x;
+  xc = xc > hi ? hi : xc;
+  v16 fx = xc * 1.44269504088896341f;
+  fx = fx + (fx < 0.0f ? splat(-0.5f) : splat(0.5f));
+  const v16i n = __builtin_convertvector(fx, v16i);  // round to nearest
+  const v16 nf = __builtin_convertvector(n, v16);
+  v16 r = xc - nf * 0.693359375f;
+  r = r - nf * -2.12194440e-4f;
+  v16 p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  v16 y = p * r * r + r + 1.0f;
+  const v16i bits = (n + 127) << 23;
+  v16 pow2n;
+  std::memcpy(&pow2n, &bits, sizeof pow2n);
+  y = y * pow2n;
+  return x < lo ? splat(0.0f) : y;
+}
+
+}  // namespace pf::cpu::simd

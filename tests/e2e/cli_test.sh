@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# End-to-end: the CLI trains, resumes, generates, evaluates, inspects, and fails cleanly.
+# Usage: cli_test.sh PATH_TO_postformer SOURCE_DIR
+set -euo pipefail
+BIN="$1"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+for i in $(seq 1 400); do echo "In the beginning was the word, line $i."; done > "$TMP/text.txt"
+
+small=(--d-model 32 --layers 2 --heads 2 --seq 32 --batch 4 --context 64 --threads 2)
+"$BIN" train --data "$TMP/text.txt" --out "$TMP/run" "${small[@]}" --steps 3 --eval-every 3 \
+  --eval-batches 1 --log-every 1 > "$TMP/train.log"
+grep -q "step     3/3" "$TMP/train.log" || fail "no progress line"
+grep -q "bits per byte" "$TMP/train.log" || fail "no bits per byte"
+for f in config.json model.safetensors optimizer.safetensors trainer_state.json; do
+  [ -s "$TMP/run/$f" ] || fail "checkpoint lacks $f"
+done
+
+"$BIN" train --data "$TMP/text.txt" --resume "$TMP/run" --steps 5 --log-every 1 > "$TMP/resume.log"
+grep -q "resumed from .* at step 3" "$TMP/resume.log" || fail "resume did not start at step 3"
+grep -q "step     5/5" "$TMP/resume.log" || fail "resume did not reach step 5"
+
+"$BIN" generate --model "$TMP/run" --prompt "In the" --max-tokens 12 --print-ids > "$TMP/ids.txt"
+[ "$(grep -c . "$TMP/ids.txt")" -eq 12 ] || fail "expected 12 generated ids"
+"$BIN" generate --model "$TMP/run" --prompt "In the" --max-tokens 5 --temperature 0 > /dev/null
+
+printf 'In the beginning' > "$TMP/eval.txt"
+"$BIN" eval --model "$TMP/run" --data "$TMP/eval.txt" --logprobs "$TMP/lp.txt" > "$TMP/eval.log"
+grep -q "bits per byte" "$TMP/eval.log" || fail "eval printed no bits per byte"
+[ "$(wc -l < "$TMP/lp.txt")" -eq 15 ] || fail "expected 15 log-probabilities"
+echo "73 110 32 116 104 101" > "$TMP/toks.txt"
+"$BIN" eval --model "$TMP/run" --tokens "$TMP/toks.txt" | grep -q "perplexity" || fail "token eval"
+
+"$BIN" info --model "$TMP/run" --at-context 64 | grep -q "parameters:" || fail "info"
+"$BIN" --help | grep -q train || fail "help"
+"$BIN" train --help | grep -q -- "--time-limit" || fail "train help"
+
+# Bad input: clear errors, non-zero exit, no crash.
+printf 'caf\xe9\n' > "$TMP/latin1.txt"
+if "$BIN" eval --model "$TMP/run" --data "$TMP/latin1.txt" 2> "$TMP/err.txt"; then fail "accepted non-UTF-8"; fi
+grep -q "not valid UTF-8" "$TMP/err.txt" || fail "non-UTF-8 message: $(cat "$TMP/err.txt")"
+if "$BIN" generate --model "$TMP/missing" 2> "$TMP/err.txt"; then fail "accepted a missing model"; fi
+grep -q "does not exist" "$TMP/err.txt" || fail "missing model message: $(cat "$TMP/err.txt")"
+head -c 100 "$TMP/run/model.safetensors" > "$TMP/run/model.safetensors.cut"
+mv "$TMP/run/model.safetensors.cut" "$TMP/run/model.safetensors"
+if "$BIN" info --model "$TMP/run" 2> "$TMP/err.txt"; then fail "accepted a truncated checkpoint"; fi
+grep -q "model.safetensors" "$TMP/err.txt" || fail "truncated message: $(cat "$TMP/err.txt")"
+echo "cli e2e: all checks passed"
