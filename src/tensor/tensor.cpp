@@ -1,5 +1,7 @@
 #include "tensor/tensor.h"
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -42,6 +44,16 @@ Shape contiguous_strides(const Shape& shape) {
   }
   return st;
 }
+
+namespace {
+// Activations are freed and reallocated with the same sizes every step. Keeping them
+// on the heap (not fresh mmaps) avoids the kernel zeroing new pages each time.
+const bool g_malloc_tuned = [] {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  return true;
+}();
+}  // namespace
 
 Storage::Storage(size_t n) : bytes(n) {
   size_t rounded = ((n + 63) / 64) * 64;

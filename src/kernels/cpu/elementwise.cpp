@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "base/rng.h"
+#include "kernels/cpu/simd.h"
 
 namespace pf::cpu {
 
@@ -54,32 +55,65 @@ void gelu_bwd(int64_t n, const float* x, const float* dy, float* dx) {
   }
 }
 
+namespace {
+// Applies f to 16 lanes at a time (simd::exp is vectorised), with a scalar tail.
+template <typename VecF, typename ScalarF>
+void vector_map(int64_t n, VecF vf, ScalarF sf) {
+  using simd::v16;
+  const int64_t nv = n / 16;
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (int64_t b = 0; b < nv; ++b) vf(b * 16);
+  for (int64_t i = nv * 16; i < n; ++i) sf(i);
+}
+inline simd::v16 vsigmoid(simd::v16 x) { return 1.0f / (1.0f + simd::exp(-x)); }
+}  // namespace
+
 void silu_fwd(int64_t n, const float* x, float* y) {
-#pragma omp parallel for simd schedule(static) if (n > 16384)
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid(x[i]);
+  vector_map(
+      n,
+      [&](int64_t i) {
+        const simd::v16 v = simd::load(x + i);
+        simd::store(y + i, v * vsigmoid(v));
+      },
+      [&](int64_t i) { y[i] = x[i] * sigmoid(x[i]); });
 }
 
 void silu_bwd(int64_t n, const float* x, const float* dy, float* dx) {
-#pragma omp parallel for simd schedule(static) if (n > 16384)
-  for (int64_t i = 0; i < n; ++i) {
-    float s = sigmoid(x[i]);
-    dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
-  }
+  vector_map(
+      n,
+      [&](int64_t i) {
+        const simd::v16 v = simd::load(x + i), s = vsigmoid(v);
+        simd::store(dx + i, simd::load(dx + i) + simd::load(dy + i) * s * (1.0f + v * (1.0f - s)));
+      },
+      [&](int64_t i) {
+        const float s = sigmoid(x[i]);
+        dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+      });
 }
 
 void swiglu_fwd(int64_t n, const float* g, const float* u, float* y) {
-#pragma omp parallel for simd schedule(static) if (n > 16384)
-  for (int64_t i = 0; i < n; ++i) y[i] = g[i] * sigmoid(g[i]) * u[i];
+  vector_map(
+      n,
+      [&](int64_t i) {
+        const simd::v16 v = simd::load(g + i);
+        simd::store(y + i, v * vsigmoid(v) * simd::load(u + i));
+      },
+      [&](int64_t i) { y[i] = g[i] * sigmoid(g[i]) * u[i]; });
 }
 
 void swiglu_bwd(int64_t n, const float* g, const float* u, const float* dy, float* dg, float* du) {
-#pragma omp parallel for simd schedule(static) if (n > 16384)
-  for (int64_t i = 0; i < n; ++i) {
-    float s = sigmoid(g[i]);
-    float silu = g[i] * s;
-    dg[i] += dy[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
-    du[i] += dy[i] * silu;
-  }
+  vector_map(
+      n,
+      [&](int64_t i) {
+        const simd::v16 v = simd::load(g + i), s = vsigmoid(v), d = simd::load(dy + i);
+        simd::store(dg + i, simd::load(dg + i) + d * simd::load(u + i) * s * (1.0f + v * (1.0f - s)));
+        simd::store(du + i, simd::load(du + i) + d * v * s);
+      },
+      [&](int64_t i) {
+        const float s = sigmoid(g[i]);
+        dg[i] += dy[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+        du[i] += dy[i] * g[i] * s;
+      });
 }
 
 bool dropout_keep(float p, uint64_t seed, int64_t i) {

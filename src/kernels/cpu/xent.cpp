@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "base/error.h"
+#include "kernels/cpu/simd.h"
 
 namespace pf::cpu {
 
@@ -11,9 +12,11 @@ namespace {
 float row_lse(int64_t vocab, const float* x) {
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t j = 0; j < vocab; ++j) mx = std::max(mx, x[j]);
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t j = 0; j < vocab; ++j) s += std::exp(x[j] - mx);
+  simd::v16 acc = simd::splat(0.0f);
+  int64_t j = 0;
+  for (; j + 16 <= vocab; j += 16) acc += simd::exp(simd::load(x + j) - mx);
+  float s = simd::hsum(acc);
+  for (; j < vocab; ++j) s += std::exp(x[j] - mx);
   return mx + std::log(s);
 }
 }  // namespace
@@ -46,8 +49,10 @@ void xent_bwd(int64_t rows, int64_t vocab, const float* logits, const int32_t* t
     const float* x = logits + r * vocab;
     float* d = dlogits + r * vocab;
     const float l = lse[r];
-#pragma omp simd
-    for (int64_t j = 0; j < vocab; ++j) d[j] += scale * std::exp(x[j] - l);
+    int64_t j = 0;
+    for (; j + 16 <= vocab; j += 16)
+      simd::store(d + j, simd::load(d + j) + scale * simd::exp(simd::load(x + j) - l));
+    for (; j < vocab; ++j) d[j] += scale * std::exp(x[j] - l);
     d[targets[r]] -= scale;
   }
 }
