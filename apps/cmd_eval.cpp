@@ -25,17 +25,19 @@ void run_eval(const EvalArgs& a) {
   set_num_threads(a.threads);
   PF_CHECK(a.data.empty() != a.tokens_file.empty(), "give exactly one of --data or --tokens");
   auto model = load_model(a.model_dir);
-  auto tok = load_tokenizer(resolve_checkpoint_dir(a.model_dir));
+  const std::string dir = resolve_checkpoint_dir(a.model_dir);
   std::vector<int32_t> ids;
   double bytes = 0;
   if (!a.data.empty()) {
+    auto tok = load_tokenizer(dir);
     const std::string text = read_text_file(a.data);
     ids = tok->encode(text);
     // The first token is context, not predicted: count the bytes of the predicted ones.
     bytes = static_cast<double>(text.size()) - tok->decode_token(ids[0]).size();
   } else {
     ids = read_token_file(a.tokens_file);
-    if (tok->name() == "byte") bytes = static_cast<double>(ids.size() - 1);
+    // Byte-level ids are bytes, so bits per byte is defined for them too.
+    if (!has_tokenizer_files(dir)) bytes = static_cast<double>(ids.size() - 1);
   }
   const int64_t ctx = a.context > 0 ? a.context : model->max_context();
   std::vector<float> lps;

@@ -25,7 +25,9 @@ struct GenArgs {
 void run_generate(const GenArgs& a) {
   set_num_threads(a.threads);
   auto model = load_model(a.model_dir);
-  auto tok = load_tokenizer(resolve_checkpoint_dir(a.model_dir));
+  // Token ids in and out need no tokenizer, so any model directory works that way.
+  std::unique_ptr<Tokenizer> tok;
+  if (a.tokens_file.empty() || !a.print_ids) tok = load_tokenizer(resolve_checkpoint_dir(a.model_dir));
   std::vector<int32_t> prompt =
       a.tokens_file.empty() ? tok->encode(a.prompt) : read_token_file(a.tokens_file);
   for (int32_t id : prompt)

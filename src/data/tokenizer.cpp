@@ -25,11 +25,17 @@ std::string ByteTokenizer::decode_token(int32_t id) const {
   return std::string(1, static_cast<char>(id));
 }
 
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
+bool has_tokenizer_files(const std::string& model_dir) {
   namespace fs = std::filesystem;
   for (const char* f : {"tokenizer.json", "tokenizer.model"})
-    PF_CHECK(!fs::exists(fs::path(model_dir) / f), model_dir, " has ", f,
-             ", but only the byte-level tokenizer is supported so far");
+    if (fs::exists(fs::path(model_dir) / f)) return true;
+  return false;
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
+  PF_CHECK(!has_tokenizer_files(model_dir), model_dir,
+           " has tokenizer files, but only the byte-level tokenizer is supported so far; "
+           "pass token ids with --tokens");
   return std::make_unique<ByteTokenizer>();
 }
 

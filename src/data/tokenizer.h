@@ -27,6 +27,8 @@ class ByteTokenizer : public Tokenizer {
   std::string decode_token(int32_t id) const override;
 };
 
+// True when the directory ships tokenizer files (else it uses the byte tokenizer).
+bool has_tokenizer_files(const std::string& model_dir);
 // The tokenizer a model directory asks for (byte-level when it has no tokenizer files).
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
 

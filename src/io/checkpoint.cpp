@@ -10,10 +10,41 @@ namespace pf {
 
 namespace fs = std::filesystem;
 
-void load_weights(LanguageModel& m, const SafetensorsFile& f) {
+WeightFiles::WeightFiles(const std::string& dir) : dir_(dir) {
+  const fs::path single = fs::path(dir) / "model.safetensors";
+  const fs::path index = fs::path(dir) / "model.safetensors.index.json";
+  if (fs::exists(single)) {
+    files_.push_back(std::make_unique<SafetensorsFile>(single.string()));
+    return;
+  }
+  PF_CHECK(fs::exists(index), dir, " has no model.safetensors (nor model.safetensors.index.json)");
+  const nlohmann::json j = read_json_file(index.string());
+  PF_CHECK(j.contains("weight_map") && j["weight_map"].is_object(), index.string(),
+           ": no 'weight_map' object");
+  std::map<std::string, size_t> file_index;
+  for (const auto& [name, file] : j["weight_map"].items()) {
+    PF_CHECK(file.is_string(), index.string(), ": weight_map entry for '", name,
+             "' is not a file name");
+    const std::string f = file.get<std::string>();
+    PF_CHECK(f.find('/') == std::string::npos && f.find("..") == std::string::npos,
+             index.string(), ": shard name '", f, "' must be a plain file name");
+    auto [it, fresh] = file_index.emplace(f, files_.size());
+    if (fresh) files_.push_back(std::make_unique<SafetensorsFile>((fs::path(dir) / f).string()));
+    shard_of_[name] = it->second;
+  }
+}
+
+Tensor WeightFiles::load_f32(const std::string& name, const Shape& expected) const {
+  if (shard_of_.empty()) return files_.front()->load_f32(name, expected);
+  auto it = shard_of_.find(name);
+  PF_CHECK(it != shard_of_.end(), dir_, ": missing tensor '", name,
+           "' (not in model.safetensors.index.json)");
+  return files_[it->second]->load_f32(name, expected);
+}
+
+void load_weights(LanguageModel& m, const WeightFiles& w) {
   m.visit_params([&](const std::string& name, Var& p, ParamKind) {
-    Tensor t = f.load_f32(name, p.shape());
-    p.value().copy_from(t);
+    p.value().copy_from(w.load_f32(name, p.shape()));
   });
 }
 
@@ -33,10 +64,7 @@ std::unique_ptr<LanguageModel> load_model(const std::string& dir_in) {
   } catch (const Error& e) {
     fail(dir, "/config.json: ", e.what());
   }
-  const fs::path st = fs::path(dir) / "model.safetensors";
-  PF_CHECK(fs::exists(st), dir, " has no model.safetensors");
-  SafetensorsFile f(st.string());
-  load_weights(*m, f);
+  load_weights(*m, WeightFiles(dir));
   return m;
 }
 

@@ -3,6 +3,8 @@
 // written beside the target and swapped in by rename, so a crash never loses the last one.
 #pragma once
 #include <functional>
+#include <map>
+#include <vector>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -12,8 +14,21 @@
 
 namespace pf {
 
-// Copies every parameter from f, checking names and shapes; extra tensors are ignored.
-void load_weights(LanguageModel& m, const SafetensorsFile& f);
+// The weights of a model directory: model.safetensors, or the shards named by
+// model.safetensors.index.json (as larger Hugging Face exports are split).
+class WeightFiles {
+ public:
+  explicit WeightFiles(const std::string& dir);
+  Tensor load_f32(const std::string& name, const Shape& expected) const;
+
+ private:
+  std::string dir_;
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::map<std::string, size_t> shard_of_;  // tensor name -> index into files_ (sharded only)
+};
+
+// Copies every parameter from w, checking names and shapes; extra tensors are ignored.
+void load_weights(LanguageModel& m, const WeightFiles& w);
 // Reads DIR/config.json and DIR/model.safetensors.
 std::unique_ptr<LanguageModel> load_model(const std::string& dir);
 

@@ -184,8 +184,7 @@ void Trainer::save_checkpoint(const std::string& dir) {
 void Trainer::resume_from(const std::string& dir_in) {
   const std::string dir = resolve_checkpoint_dir(dir_in);
   nlohmann::json state = read_json_file((fs::path(dir) / "trainer_state.json").string());
-  SafetensorsFile weights((fs::path(dir) / "model.safetensors").string());
-  load_weights(model_, weights);
+  load_weights(model_, WeightFiles(dir));
   SafetensorsFile opt((fs::path(dir) / "optimizer.safetensors").string());
   for (auto& s : adam_->slots()) {
     s.m.copy_from(opt.load_f32("m." + s.name, s.param.shape()));

@@ -163,6 +163,57 @@ TEST(Checkpoint, ConfigMissingKeyIsNamed) {
   EXPECT_THROW(load_model(dir / "m"), Error);
 }
 
+TEST(Checkpoint, LoadsShardedExport) {
+  auto m = create_model(test::tiny_llama_config(2, false), 21);
+  test::TempDir dir;
+  std::filesystem::create_directories(dir / "sh");
+  std::ofstream(dir / "sh/config.json") << m->config_json().dump();
+  std::vector<std::pair<std::string, Tensor>> a, b;
+  nlohmann::json map;
+  m->visit_params([&](const std::string& name, Var& p, ParamKind) {
+    const bool first = a.size() <= b.size();
+    (first ? a : b).emplace_back(name, p.value());
+    map[name] = first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  });
+  write_safetensors(dir / "sh/model-00001-of-00002.safetensors", a);
+  write_safetensors(dir / "sh/model-00002-of-00002.safetensors", b);
+  std::ofstream(dir / "sh/model.safetensors.index.json") << nlohmann::json{{"weight_map", map}}.dump();
+  auto m2 = load_model(dir / "sh");
+  std::vector<float> want, got;
+  m->visit_params([&](const std::string&, Var& p, ParamKind) {
+    for (float v : p.value().to_vector()) want.push_back(v);
+  });
+  m2->visit_params([&](const std::string&, Var& p, ParamKind) {
+    for (float v : p.value().to_vector()) got.push_back(v);
+  });
+  EXPECT_EQ(want, got);
+  // An index that forgets a tensor names it.
+  map.erase("model.norm.weight");
+  std::ofstream(dir / "sh/model.safetensors.index.json") << nlohmann::json{{"weight_map", map}}.dump();
+  try {
+    load_model(dir / "sh");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing tensor 'model.norm.weight'"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Checkpoint, RejectsLlamaVariantsItCannotCompute) {
+  for (auto [key, value] : {std::pair<const char*, nlohmann::json>{"rope_scaling", {{"type", "linear"}, {"factor", 2.0}}},
+                            {"attention_bias", true},
+                            {"hidden_act", "gelu"}}) {
+    nlohmann::json cfg = test::tiny_llama_config();
+    cfg[key] = value;
+    try {
+      create_model(cfg, 1);
+      ADD_FAILURE() << key << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Checkpoint, TruncatedWeightsFileIsAnError) {
   auto m = create_model(test::tiny_llama_config(), 9);
   test::TempDir dir;

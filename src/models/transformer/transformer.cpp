@@ -28,6 +28,14 @@ TransformerConfig TransformerConfig::from_json(const nlohmann::json& j) {
            c.num_attention_heads, " is not divisible by num_key_value_heads ",
            c.num_key_value_heads);
   PF_CHECK(c.head_dim() % 2 == 0, "config: head dim ", c.head_dim(), " must be even for RoPE");
+  // Variants this implementation does not compute must not load silently wrong.
+  PF_CHECK(!j.contains("rope_scaling") || j["rope_scaling"].is_null(),
+           "config: rope_scaling is not supported (plain RoPE only)");
+  PF_CHECK(!json_bool(j, "attention_bias", false), "config: attention_bias is not supported");
+  PF_CHECK(!json_bool(j, "mlp_bias", false), "config: mlp_bias is not supported");
+  if (j.contains("hidden_act"))
+    PF_CHECK(j["hidden_act"] == "silu", "config: hidden_act ", j["hidden_act"].dump(),
+             " is not supported (silu only)");
   if (j.contains("head_dim") && j["head_dim"].is_number_integer())
     PF_CHECK(j["head_dim"].get<int64_t>() == c.head_dim(),
              "config: head_dim other than hidden_size / num_attention_heads is not supported");
