@@ -1,4 +1,5 @@
-// `postformer generate`: streams a continuation of a prompt from a model directory.
+// `postformer generate`: streams a continuation of a prompt from a model directory,
+// optionally saving or restoring the inference state.
 #include <cstdio>
 #include <memory>
 
@@ -8,47 +9,60 @@
 #include "base/timer.h"
 #include "data/tokenizer.h"
 #include "infer/generate.h"
+#include "infer/state_file.h"
 #include "io/checkpoint.h"
 
 namespace pf::cli {
 
 namespace {
 struct GenArgs {
-  std::string model_dir, prompt = "\n", tokens_file;
-  int64_t max_tokens = 200, context = 0;
-  SamplingOptions sampling;
-  uint64_t seed = 1;
+  std::string model_dir, prompt, tokens_file, save_state, load_state;
+  int64_t context = 0;
+  GenerateOptions gen;
   int threads = 0;
   bool print_ids = false, stats = false;
 };
 
-void run_generate(const GenArgs& a) {
+void run_generate(GenArgs& a) {
   set_num_threads(a.threads);
   auto model = load_model(a.model_dir);
   // Token ids in and out need no tokenizer, so any model directory works that way.
   std::unique_ptr<Tokenizer> tok;
   if (a.tokens_file.empty() || !a.print_ids) tok = load_tokenizer(resolve_checkpoint_dir(a.model_dir));
-  std::vector<int32_t> prompt =
-      a.tokens_file.empty() ? tok->encode(a.prompt) : read_token_file(a.tokens_file);
+  std::vector<int32_t> prompt;
+  if (!a.tokens_file.empty()) {
+    prompt = read_token_file(a.tokens_file);
+  } else if (!a.prompt.empty()) {
+    prompt = tok->encode(a.prompt);
+  } else if (a.load_state.empty()) {
+    prompt = tok->encode("\n");  // no prompt and no state: start from a line break
+  }
   for (int32_t id : prompt)
-    PF_CHECK(id < model->vocab_size(), "prompt token ", id, " is outside the vocabulary of ",
-             model->vocab_size());
+    PF_CHECK(id >= 0 && id < model->vocab_size(), "prompt token ", id,
+             " is outside the vocabulary of ", model->vocab_size());
   const int64_t cap = a.context > 0 ? a.context : model->max_context();
   auto session = model->new_session(cap);
+  if (!a.load_state.empty()) load_session_state(a.load_state, *model, *session);
+  if (tok) {
+    a.gen.valid_vocab = std::min(tok->vocab_size(), model->vocab_size());
+    a.gen.stop_ids = tok->stop_ids();
+  }
+  a.gen.feed_last = !a.save_state.empty();
   if (!a.print_ids && a.tokens_file.empty()) std::fputs(a.prompt.c_str(), stdout);
   std::fflush(stdout);
   Timer t;
-  auto out = generate(*session, prompt, a.max_tokens, a.sampling, a.seed, [&](int32_t id) {
+  auto out = generate(*session, prompt, a.gen, [&](int32_t id) {
     if (a.print_ids)
       std::printf("%d\n", id);
     else
       std::fputs(tok->decode_token(id).c_str(), stdout);
     std::fflush(stdout);
   });
-  std::printf("\n");
+  if (!a.print_ids) std::printf("\n");
+  if (!a.save_state.empty()) save_session_state(a.save_state, *model, *session);
   if (a.stats)
-    std::fprintf(stderr, "%zu prompt + %zu generated tokens in %.2f s\n", prompt.size(),
-                 out.size(), t.seconds());
+    std::fprintf(stderr, "%zu prompt + %zu generated tokens in %.2f s; position %ld\n",
+                 prompt.size(), out.size(), t.seconds(), static_cast<long>(session->position()));
 }
 }  // namespace
 
@@ -57,17 +71,22 @@ void add_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Stream generated text from a model directory");
   cmd->add_option("--model", a->model_dir, "Model directory (config.json + model.safetensors)")
       ->required();
-  cmd->add_option("--prompt", a->prompt, "Prompt text");
+  cmd->add_option("--prompt", a->prompt, "Prompt text (default: a line break)");
   cmd->add_option("--tokens", a->tokens_file, "Prompt as a file of whitespace-separated token ids");
-  cmd->add_option("--max-tokens", a->max_tokens, "Tokens to generate")->capture_default_str();
-  cmd->add_option("--temperature", a->sampling.temperature, "Sampling temperature (0 = greedy)")
+  cmd->add_option("--max-tokens", a->gen.max_new, "Tokens to generate (0 = only read the prompt)")
       ->capture_default_str();
-  cmd->add_option("--top-k", a->sampling.top_k, "Keep the k most likely tokens (0 = off)")
+  cmd->add_option("--temperature", a->gen.sampling.temperature, "Sampling temperature (0 = greedy)")
       ->capture_default_str();
-  cmd->add_option("--top-p", a->sampling.top_p, "Nucleus sampling mass (1 = off)")
+  cmd->add_option("--top-k", a->gen.sampling.top_k, "Keep the k most likely tokens (0 = off)")
       ->capture_default_str();
-  cmd->add_option("--seed", a->seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--top-p", a->gen.sampling.top_p, "Nucleus sampling mass (1 = off)")
+      ->capture_default_str();
+  cmd->add_option("--seed", a->gen.seed, "Sampling seed")->capture_default_str();
   cmd->add_option("--context", a->context, "KV-cache capacity (0 = model maximum)");
+  cmd->add_option("--save-state", a->save_state,
+                  "After generating, save the inference state (cache or recurrent state) here");
+  cmd->add_option("--load-state", a->load_state,
+                  "Continue from a saved state; --prompt is then appended to it");
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)");
   cmd->add_flag("--print-ids", a->print_ids, "Print token ids, one per line, instead of text");
   cmd->add_flag("--stats", a->stats, "Report token counts and time on stderr");

@@ -21,35 +21,58 @@ struct TrainArgs {
   ModelFlags model;
   TrainOptions opt;
   std::string data = "data/kjv.txt";
-  std::string resume;
+  std::string resume, init_from;
   double val_fraction = 0.01;
   int threads = 0;
+  TrainArgs() { opt.steps = 0; }  // 0 = not given: 1000, or the resumed run's own total
 };
 
 void run_train(TrainArgs& a) {
   set_num_threads(a.threads);
   namespace fs = std::filesystem;
   std::unique_ptr<LanguageModel> model;
+  PF_CHECK(a.resume.empty() || a.init_from.empty(), "give at most one of --resume and --init-from");
+  if (a.opt.out_dir.empty()) a.opt.out_dir = a.resume.empty() ? "runs/default" : a.resume;
+  if (!a.init_from.empty())
+    PF_CHECK(fs::weakly_canonical(a.opt.out_dir) != fs::weakly_canonical(a.init_from),
+             "--out must differ from --init-from, so the original model stays intact");
+  std::string source_dir;  // where the model (and its tokenizer) come from, if anywhere
   if (!a.resume.empty()) {
+    source_dir = resolve_checkpoint_dir(a.resume);
     // Resume keeps the run's own hyper-parameters; only length, time and output may change.
     const std::string dir = resolve_checkpoint_dir(a.resume);
     nlohmann::json st = read_json_file((fs::path(dir) / "trainer_state.json").string());
     TrainOptions saved = TrainOptions::from_json(st.at("options"));
-    saved.steps = a.opt.steps;
+    if (a.opt.steps > 0) saved.steps = a.opt.steps;  // else the run's own schedule length
     saved.time_limit = a.opt.time_limit;
-    saved.out_dir = a.opt.out_dir.empty() ? a.resume : a.opt.out_dir;
+    saved.out_dir = a.opt.out_dir;
     saved.log_every = a.opt.log_every;
     saved.save_every = a.opt.save_every;
     saved.quiet = a.opt.quiet;
+    saved.eval_every = a.opt.eval_every;
     a.opt = saved;
     model = create_model(read_json_file((fs::path(dir) / "config.json").string()), a.opt.seed);
+  } else if (!a.init_from.empty()) {
+    // Transfer learning: weights, config layout and tokenizer all come from the source.
+    source_dir = resolve_checkpoint_dir(a.init_from);
+    model = load_model(source_dir);
+    std::printf("initialised from %s\n", source_dir.c_str());
   } else {
     model = create_model(a.model.config(), a.opt.seed);
   }
-  ByteTokenizer tok;
-  PF_CHECK(model->vocab_size() >= tok.vocab_size(), "model vocabulary ", model->vocab_size(),
-           " is smaller than the tokenizer's ", tok.vocab_size());
-  Corpus corpus = Corpus::from_text_file(a.data, tok, a.val_fraction);
+  if (a.opt.steps <= 0) a.opt.steps = 1000;
+  {
+  }
+  std::unique_ptr<Tokenizer> tok =
+      source_dir.empty() ? std::make_unique<ByteTokenizer>() : load_tokenizer(source_dir);
+  PF_CHECK(model->vocab_size() >= tok->vocab_size(), "model vocabulary ", model->vocab_size(),
+           " is smaller than the tokenizer's ", tok->vocab_size());
+  if (!source_dir.empty())
+    for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                          "special_tokens_map.json", "generation_config.json"})
+      if (fs::exists(fs::path(source_dir) / f))
+        a.opt.extra_files.push_back((fs::path(source_dir) / f).string());
+  Corpus corpus = Corpus::from_text_file(a.data, *tok, a.val_fraction);
   std::printf("model %s: %.2fM parameters | data %s: %ld train / %ld val tokens | %d threads\n",
               model->arch().c_str(), model->num_params() / 1e6, a.data.c_str(),
               static_cast<long>(corpus.train_tokens()), static_cast<long>(corpus.val_tokens()),
@@ -68,13 +91,17 @@ void run_train(TrainArgs& a) {
 
 void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
-  a->opt.out_dir = "runs/default";
   auto* cmd = app.add_subcommand("train", "Train a language model on a text file");
   a->model.add_to(*cmd);
   cmd->add_option("--data", a->data, "UTF-8 text file to train on")->capture_default_str();
-  cmd->add_option("--out", a->opt.out_dir, "Checkpoint directory")->capture_default_str();
+  cmd->add_option("--out", a->opt.out_dir,
+                  "Checkpoint directory (default: runs/default, or the --resume directory)");
   cmd->add_option("--resume", a->resume, "Continue from this checkpoint directory");
-  cmd->add_option("--steps", a->opt.steps, "Optimizer steps")->capture_default_str();
+  cmd->add_option("--init-from", a->init_from,
+                  "Fine-tune the model in this directory (our checkpoints or a published layout); "
+                  "its tokenizer is used and the result keeps its layout");
+  cmd->add_option("--steps", a->opt.steps,
+                  "Total optimizer steps (default 1000; on --resume, the run's own total)");
   cmd->add_option("--time-limit", a->opt.time_limit, "Stop after this many seconds (0 = none)")
       ->capture_default_str();
   cmd->add_option("--batch", a->opt.batch, "Sequences per micro-batch")->capture_default_str();

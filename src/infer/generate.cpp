@@ -1,5 +1,7 @@
 #include "infer/generate.h"
 
+#include <algorithm>
+
 #include "autograd/tape.h"
 #include "base/error.h"
 #include "kernels/cpu/xent.h"
@@ -7,21 +9,29 @@
 namespace pf {
 
 std::vector<int32_t> generate(InferenceSession& session, const std::vector<int32_t>& prompt,
-                              int64_t max_new, const SamplingOptions& opt, uint64_t seed,
+                              const GenerateOptions& opt,
                               const std::function<void(int32_t)>& on_token) {
-  PF_CHECK(!prompt.empty(), "generate: the prompt is empty");
-  PF_CHECK(static_cast<int64_t>(prompt.size()) <= session.capacity(), "prompt of ", prompt.size(),
-           " tokens exceeds the context of ", session.capacity());
-  Rng rng(seed, 7);
-  Tensor logits = session.forward(prompt.data(), static_cast<int64_t>(prompt.size()), false);
-  const int64_t V = logits.size(1);
+  PF_CHECK(!prompt.empty() || session.last_logits().defined(),
+           "generate: the prompt is empty and there is no saved state to continue from");
+  PF_CHECK(session.position() + static_cast<int64_t>(prompt.size()) <= session.capacity(),
+           "prompt of ", prompt.size(), " tokens exceeds the context of ", session.capacity());
+  Rng rng(opt.seed, 7);
+  if (!prompt.empty()) session.forward(prompt.data(), static_cast<int64_t>(prompt.size()), false);
   std::vector<int32_t> out;
-  for (int64_t i = 0; i < max_new; ++i) {
-    const int32_t tok = sample_token(logits.data(), V, opt, rng);
+  for (int64_t i = 0; i < opt.max_new; ++i) {
+    Tensor logits = session.last_logits().clone();  // (1, V)
+    const int64_t V = logits.size(1);
+    if (opt.valid_vocab > 0 && opt.valid_vocab < V)
+      for (int64_t j = opt.valid_vocab; j < V; ++j) logits.data()[j] = -1e30f;
+    const int32_t tok = sample_token(logits.data(), V, opt.sampling, rng);
     out.push_back(tok);
     if (on_token) on_token(tok);
-    if (i + 1 == max_new || session.position() >= session.capacity()) break;
-    logits = session.forward(&tok, 1, false);
+    const bool stop = std::find(opt.stop_ids.begin(), opt.stop_ids.end(), tok) != opt.stop_ids.end();
+    const bool last = i + 1 == opt.max_new || stop || session.position() >= session.capacity();
+    if (last && !opt.feed_last) break;
+    if (session.position() >= session.capacity()) break;
+    session.forward(&tok, 1, false);
+    if (last) break;
   }
   return out;
 }

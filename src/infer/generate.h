@@ -8,10 +8,20 @@
 
 namespace pf {
 
-// Prefills the prompt, then samples up to max_new tokens, calling on_token as each is
-// produced. Stops early when the session is full. Returns the generated ids.
+struct GenerateOptions {
+  int64_t max_new = 200;
+  SamplingOptions sampling;
+  uint64_t seed = 1;
+  int64_t valid_vocab = 0;         // ids >= this are never sampled (padded vocab); 0 = all
+  std::vector<int32_t> stop_ids;   // generation ends after producing one of these
+  bool feed_last = false;          // also feed the final token, so the state covers it
+};
+
+// Prefills the prompt (which may be empty when the session already has logits, e.g.
+// after load_session_state), then samples up to max_new tokens, calling on_token as
+// each is produced. Stops early at a stop id or when the session is full.
 std::vector<int32_t> generate(InferenceSession& session, const std::vector<int32_t>& prompt,
-                              int64_t max_new, const SamplingOptions& opt, uint64_t seed,
+                              const GenerateOptions& opt,
                               const std::function<void(int32_t)>& on_token);
 
 struct EvalResult {

@@ -19,11 +19,27 @@ class InferenceSession {
  public:
   virtual ~InferenceSession() = default;
   // Feeds n tokens at the current position. Returns logits (n, V) when all_logits,
-  // else only the last token's logits (1, V).
+  // else only the last token's logits (1, V). Either way last_logits() is updated.
   virtual Tensor forward(const int32_t* tokens, int64_t n, bool all_logits) = 0;
   virtual int64_t position() const = 0;
   virtual int64_t capacity() const = 0;  // max tokens this session can hold
   virtual void reset() = 0;
+  // The cache or recurrent state after position() tokens, as named tensors.
+  virtual std::vector<std::pair<std::string, Tensor>> export_state() const = 0;
+  // Restores what export_state() produced on an identical model at `position`.
+  virtual void import_state(const std::vector<std::pair<std::string, Tensor>>& state,
+                            int64_t position) = 0;
+
+  // (1, V) logits after the last token fed; undefined before the first forward.
+  const Tensor& last_logits() const { return last_logits_; }
+  void set_last_logits(Tensor t) { last_logits_ = std::move(t); }
+
+ protected:
+  // Keeps the last row of logits (rows, V).
+  void remember_logits(const Tensor& logits) {
+    last_logits_ = logits.slice(0, logits.size(0) - 1, logits.size(0)).clone();
+  }
+  Tensor last_logits_;
 };
 
 struct ForwardOptions {

@@ -178,6 +178,8 @@ void Trainer::save_checkpoint(const std::string& dir) {
                             {"arch", model_.arch()},
                             {"options", opt_.to_json()}};
     write_file_atomic((fs::path(tmp) / "trainer_state.json").string(), state.dump(2) + "\n");
+    for (const std::string& f : opt_.extra_files)
+      write_file_atomic((fs::path(tmp) / fs::path(f).filename()).string(), read_file(f));
   });
 }
 

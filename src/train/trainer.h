@@ -24,6 +24,7 @@ struct TrainOptions {
   int64_t eval_every = 100, eval_batches = 16, log_every = 10, save_every = 0;
   uint64_t seed = 1;
   std::string out_dir;  // where checkpoints go; empty = none
+  std::vector<std::string> extra_files;  // copied into every checkpoint (tokenizer files)
   bool quiet = false;
 
   nlohmann::json to_json() const;

@@ -37,6 +37,24 @@ echo "73 110 32 116 104 101" > "$TMP/toks.txt"
 "$BIN" --help | grep -q train || fail "help"
 "$BIN" train --help | grep -q -- "--time-limit" || fail "train help"
 
+# Transfer learning: fine-tune into a new directory; the original stays loadable.
+for i in $(seq 1 300); do echo "The quick brown fox jumps over the lazy dog number $i."; done > "$TMP/new.txt"
+"$BIN" train --init-from "$TMP/run" --data "$TMP/new.txt" --out "$TMP/ft" --steps 3 --eval-every 3 \
+  --eval-batches 1 --batch 4 --seq 32 > "$TMP/ft.log"
+grep -q "initialised from" "$TMP/ft.log" || fail "init-from did not load"
+[ -s "$TMP/ft/model.safetensors" ] || fail "fine-tuned model not written"
+"$BIN" info --model "$TMP/run" > /dev/null || fail "original no longer loads"
+if "$BIN" train --init-from "$TMP/run" --data "$TMP/new.txt" --out "$TMP/run" --steps 1 2> "$TMP/err.txt"; then
+  fail "init-from allowed overwriting the original"
+fi
+grep -q "must differ" "$TMP/err.txt" || fail "overwrite message"
+
+# Saved state continues exactly like an uninterrupted run.
+"$BIN" generate --model "$TMP/run" --prompt "In the" --max-tokens 6 --temperature 0 --print-ids > "$TMP/full.txt"
+"$BIN" generate --model "$TMP/run" --prompt "In the" --max-tokens 0 --save-state "$TMP/s.st" > /dev/null
+"$BIN" generate --model "$TMP/run" --load-state "$TMP/s.st" --max-tokens 6 --temperature 0 --print-ids > "$TMP/cont.txt"
+cmp -s "$TMP/full.txt" "$TMP/cont.txt" || fail "load-state continuation differs: $(tr '\n' ' ' < "$TMP/full.txt") vs $(tr '\n' ' ' < "$TMP/cont.txt")"
+
 # Bad input: clear errors, non-zero exit, no crash.
 printf 'caf\xe9\n' > "$TMP/latin1.txt"
 if "$BIN" eval --model "$TMP/run" --data "$TMP/latin1.txt" 2> "$TMP/err.txt"; then fail "accepted non-UTF-8"; fi

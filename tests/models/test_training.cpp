@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "data/corpus.h"
+#include "io/checkpoint.h"
+#include "io/config_json.h"
 #include "models/lm.h"
 #include "models/model_test_util.h"
 #include "train/trainer.h"
@@ -66,6 +68,43 @@ TEST(Training, ResumeGivesTheSameLossesAsAnUninterruptedRun) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(got[i], want[i]) << "step " << i;
   EXPECT_NE(want.front(), want.back());  // the run really trained
+}
+
+TEST(Training, FineTuningASavedModelLowersItsLossOnNewText) {
+  test::TempDir dir;
+  nlohmann::json cfg = small_config();
+  cfg["num_hidden_layers"] = 2;
+  cfg["bos_token_id"] = 1;  // a key we do not use must survive into the fine-tuned config
+  {
+    auto base = create_model(cfg, 3);
+    save_model(dir / "base", *base);
+  }
+  std::string text;
+  for (int i = 0; i < 400; ++i) text += "The quick brown fox jumps over the lazy dog " + std::to_string(i) + ".\n";
+  ByteTokenizer tok;
+  Corpus corpus(tok.encode(text), static_cast<int64_t>(text.size()), 0.1);
+  auto m = load_model(dir / "base");
+  TrainOptions o;
+  o.batch = 8, o.seq = 64, o.steps = 30, o.warmup = 5, o.lr = 3e-3, o.eval_every = 0;
+  o.eval_batches = 4, o.quiet = true, o.out_dir = dir / "tuned";
+  Trainer tr(*m, corpus, o);
+  const double before = tr.evaluate_bpb(4);
+  const double after = tr.run().val_bpb;
+  EXPECT_LT(after, before - 1.0) << "before " << before << " after " << after;
+  // The result keeps the source's layout and loads; the original is untouched.
+  nlohmann::json tuned_cfg = read_json_file(dir / "tuned/config.json");
+  EXPECT_EQ(tuned_cfg.value("bos_token_id", -1), 1);
+  auto tuned = load_model(dir / "tuned");
+  auto original = load_model(dir / "base");
+  auto fresh = create_model(cfg, 3);
+  std::vector<float> a, b;
+  original->visit_params([&](const std::string&, Var& p, ParamKind) {
+    for (float v : p.value().to_vector()) a.push_back(v);
+  });
+  fresh->visit_params([&](const std::string&, Var& p, ParamKind) {
+    for (float v : p.value().to_vector()) b.push_back(v);
+  });
+  EXPECT_EQ(a, b);
 }
 
 }  // namespace

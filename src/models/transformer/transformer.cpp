@@ -9,6 +9,7 @@ namespace pf {
 
 TransformerConfig TransformerConfig::from_json(const nlohmann::json& j) {
   TransformerConfig c;
+  c.source = j;
   c.hidden_size = json_int(j, "hidden_size");
   c.intermediate_size = json_int(j, "intermediate_size");
   c.num_attention_heads = json_int(j, "num_attention_heads");
@@ -43,7 +44,8 @@ TransformerConfig TransformerConfig::from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json TransformerConfig::to_json() const {
-  return {{"architectures", {"LlamaForCausalLM"}},
+  nlohmann::json j = source.is_object() ? source : nlohmann::json::object();
+  j.update(nlohmann::json{{"architectures", {"LlamaForCausalLM"}},
           {"model_type", "llama"},
           {"hidden_size", hidden_size},
           {"intermediate_size", intermediate_size},
@@ -56,7 +58,8 @@ nlohmann::json TransformerConfig::to_json() const {
           {"vocab_size", vocab_size},
           {"tie_word_embeddings", tie_word_embeddings},
           {"hidden_act", "silu"},
-          {"torch_dtype", "float32"}};
+          {"torch_dtype", "float32"}});
+  return j;
 }
 
 TransformerModel::TransformerModel(const TransformerConfig& cfg, uint64_t seed) : cfg_(cfg) {

@@ -18,6 +18,7 @@ struct TransformerConfig {
   double rms_norm_eps = 1e-5;
   double rope_theta = 10000.0;
   bool tie_word_embeddings = true;
+  nlohmann::json source;  // the config it was read from; unknown keys are written back
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
 
   static TransformerConfig from_json(const nlohmann::json& j);

@@ -60,7 +60,36 @@ class TransformerSession : public InferenceSession {
     Var hf = rmsnorm(Var(xs), m_.norm_, eps);
     Tensor logits = Tensor::empty({rows, c.vocab_size});  // (rows, V)
     cpu::linear_fwd(rows, c.vocab_size, D, hf.data(), m_.head().data(), 0.0f, logits.data());
+    remember_logits(logits);
     return logits;
+  }
+
+  std::vector<std::pair<std::string, Tensor>> export_state() const override {
+    // Only the filled part of the cache: (position, KV, hd) per layer.
+    std::vector<std::pair<std::string, Tensor>> out;
+    for (size_t l = 0; l < k_cache_.size(); ++l) {
+      out.emplace_back("k_cache." + std::to_string(l), k_cache_[l].slice(0, 0, pos_));
+      out.emplace_back("v_cache." + std::to_string(l), v_cache_[l].slice(0, 0, pos_));
+    }
+    return out;
+  }
+
+  void import_state(const std::vector<std::pair<std::string, Tensor>>& state,
+                    int64_t position) override {
+    PF_CHECK(position <= cap_, "state holds ", position, " tokens, more than the session capacity ",
+             cap_, " (raise --context)");
+    PF_CHECK(state.size() == 2 * k_cache_.size(), "state has ", state.size(),
+             " tensors, expected ", 2 * k_cache_.size());
+    for (size_t l = 0; l < k_cache_.size(); ++l) {
+      const Tensor& k = state[2 * l].second;
+      const Tensor& v = state[2 * l + 1].second;
+      const Shape want = {position, k_cache_[l].size(1), k_cache_[l].size(2)};
+      PF_CHECK(k.shape() == want && v.shape() == want, "state tensor for layer ", l, " has shape ",
+               shape_str(k.shape()), ", expected ", shape_str(want));
+      k_cache_[l].slice(0, 0, position).copy_from(k);
+      v_cache_[l].slice(0, 0, position).copy_from(v);
+    }
+    pos_ = position;
   }
 
  private:

@@ -1,0 +1,77 @@
+// Saving an inference session and loading it into a fresh one continues with exactly
+// the logits an uninterrupted session gives, for every architecture.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "base/error.h"
+#include "base/rng.h"
+#include "infer/state_file.h"
+#include "io/safetensors.h"
+#include "models/lm.h"
+#include "models/model_test_util.h"
+
+namespace pf {
+namespace {
+
+class SessionState : public ::testing::TestWithParam<nlohmann::json> {};
+
+TEST_P(SessionState, SaveThenLoadContinuesBitExactly) {
+  auto model = create_model(GetParam(), 4);
+  Rng rng(5);
+  std::vector<int32_t> toks(24);
+  for (auto& t : toks) t = static_cast<int32_t>(rng.below(200));
+  test::TempDir dir;
+  const std::string path = dir / "state.safetensors";
+
+  auto a = model->new_session(64);
+  a->forward(toks.data(), 10, false);
+  save_session_state(path, *model, *a);
+  std::vector<Tensor> want;
+  want.push_back(a->last_logits().clone());
+  for (int i = 10; i < 24; ++i) want.push_back(a->forward(&toks[i], 1, false).clone());
+
+  auto b = model->new_session(64);
+  load_session_state(path, *model, *b);
+  EXPECT_EQ(b->position(), 10);
+  std::vector<Tensor> got;
+  got.push_back(b->last_logits().clone());
+  for (int i = 10; i < 24; ++i) got.push_back(b->forward(&toks[i], 1, false).clone());
+  ASSERT_EQ(want.size(), got.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(want[i].shape(), got[i].shape());
+    EXPECT_EQ(0, std::memcmp(want[i].data(), got[i].data(), want[i].numel() * sizeof(float)))
+        << "step " << i;
+  }
+}
+
+TEST_P(SessionState, RejectsStateOfAnotherModel) {
+  auto model = create_model(GetParam(), 4);
+  nlohmann::json other_cfg = GetParam();
+  other_cfg["num_hidden_layers"] = other_cfg.value("num_hidden_layers", 2) + 1;
+  if (other_cfg.contains("n_layer")) other_cfg["n_layer"] = other_cfg["n_layer"].get<int>() + 1;
+  auto other = create_model(other_cfg, 4);
+  test::TempDir dir;
+  std::vector<int32_t> toks = {1, 2, 3};
+  auto s = other->new_session(16);
+  s->forward(toks.data(), 3, false);
+  save_session_state(dir / "s", *other, *s);
+  auto mine = model->new_session(16);
+  try {
+    load_session_state(dir / "s", *model, *mine);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("different config"), std::string::npos) << e.what();
+  }
+  write_safetensors(dir / "w", {{"x", Tensor::zeros({2})}});
+  EXPECT_THROW(load_session_state(dir / "w", *model, *mine), Error);
+  EXPECT_THROW(load_session_state(dir / "missing", *model, *mine), Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, SessionState, ::testing::Values(test::tiny_llama_config()),
+                         [](const auto& info) {
+                           return info.param["model_type"].template get<std::string>();
+                         });
+
+}  // namespace
+}  // namespace pf
