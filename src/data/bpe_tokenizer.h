@@ -12,12 +12,11 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "data/tokenizer.h"
 
@@ -28,13 +27,13 @@ namespace pf {
 // visible character (' ' -> U+0120 'Ġ', '\n' -> U+010A 'Ċ').
 const std::array<uint32_t, 256>& byte_to_unicode();
 
-// Character classes of the GPT-2 split regex. \s is Unicode White_Space (exact). \p{N} is an
-// exact table of Unicode 14 numbers. \p{L} for non-ASCII uses glibc's iswalpha_l under a
-// C.UTF-8 locale minus numbers: that matches every Unicode letter, but also counts the
-// "Alphabetic" marks (e.g. Indic vowel signs, Hebrew points) and a few symbols (circled
-// letters) as letters, where the real regex splits them off. Without that locale, non-ASCII
-// code points count as letters unless they are spaces, numbers or in known punctuation and
-// symbol blocks (emoji included).
+// Character classes of the GPT-2 split regex. \s is Unicode White_Space and \p{N} a table of
+// Unicode 14 numbers, both exact. \p{L} for non-ASCII is glibc's iswalpha_l under a C.UTF-8
+// locale, minus the numbers and a table of the alphabetic non-letters (marks such as Indic
+// vowel signs, circled letters): exact for Unicode 14 with glibc 2.36; other glibc versions
+// differ only on code points their Unicode version adds or changes. Without such a locale,
+// non-ASCII code points count as letters unless they are spaces, numbers, marks or in known
+// punctuation and symbol blocks (emoji included): an approximation.
 enum class CharClass : uint8_t { kLetter, kNumber, kSpace, kOther };
 CharClass char_class(uint32_t cp);
 
@@ -60,13 +59,14 @@ class BpeTokenizer : public Tokenizer {
   std::optional<int32_t> token_id(const std::string& token) const;
   // Ids of the added tokens marked special (e.g. <|endoftext|>), in file order.
   const std::vector<int32_t>& special_ids() const { return special_ids_; }
+  // The end-of-text token, when the vocabulary has one of the usual spellings.
+  std::vector<int32_t> stop_ids() const override;
 
  private:
   struct AddedToken {
     int32_t id = 0;
     std::string content;
-    bool special = false, single_word = false, lstrip = false, rstrip = false,
-         normalized = true;
+    bool special = false, single_word = false, lstrip = false, rstrip = false, normalized = true;
   };
   // A stretch of input: either one added token (id >= 0) or text still to pre-tokenize.
   struct Segment {
@@ -76,7 +76,9 @@ class BpeTokenizer : public Tokenizer {
   struct Merge {
     int32_t rank = 0, id = 0;  // rank = position in the merges list; id of the merged token
   };
-  enum class PreStep : uint8_t { kGpt2Split, kByteLevel };
+  // ByteLevel is a prefix-space step (if add_prefix_space) then a split (if use_regex); its
+  // byte-to-unicode mapping is implicit, since BPE runs on bytes through byte_ids_.
+  enum class PreStep : uint8_t { kPrefixSpace, kGpt2Split };
 
   BpeTokenizer() = default;
   void load(const std::string& path);
@@ -90,18 +92,17 @@ class BpeTokenizer : public Tokenizer {
 
   std::string path_;
   std::unordered_map<std::string, int32_t> vocab_;  // token (byte-to-unicode spelling) -> id
-  std::vector<std::string> id_bytes_;                // id -> raw bytes
-  std::vector<uint8_t> id_known_;                    // id -> has an entry (ids may have gaps)
-  std::unordered_map<uint64_t, Merge> merges_;       // (left id << 32 | right id) -> merge
-  std::array<int32_t, 256> byte_ids_{};              // byte -> id of its one-char token, or -1
-  std::array<std::string, 256> byte_chars_;          // byte -> its mapped char in UTF-8
+  std::vector<std::string> id_bytes_;               // id -> raw bytes
+  std::vector<uint8_t> id_known_;                   // id -> has an entry (ids may have gaps)
+  std::unordered_map<uint64_t, Merge> merges_;      // (left id << 32 | right id) -> merge
+  std::array<int32_t, 256> byte_ids_{};             // byte -> id of its one-char token, or -1
+  std::array<std::string, 256> byte_chars_;         // byte -> its mapped char in UTF-8
   std::optional<int32_t> unk_id_;
   bool fuse_unk_ = false, ignore_merges_ = false;
   std::vector<AddedToken> added_;
-  std::unordered_map<int32_t, size_t> added_by_id_;  // id -> index in added_
+  std::array<std::vector<uint32_t>, 256> added_by_byte_;  // first byte -> added_ indices
   std::vector<int32_t> special_ids_;
   std::vector<PreStep> pre_steps_;
-  bool add_prefix_space_ = false;
   int64_t vocab_size_ = 0;
 
   // Pre-token -> ids; words repeat a lot in text. Guarded so encode() stays thread-safe.

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "data/bpe_tokenizer.h"
 
 namespace pf {
 
@@ -33,8 +34,11 @@ bool has_tokenizer_files(const std::string& model_dir) {
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
-  PF_CHECK(!has_tokenizer_files(model_dir), model_dir,
-           " has tokenizer files, but only the byte-level tokenizer is supported so far; "
+  namespace fs = std::filesystem;
+  const fs::path hf_json = fs::path(model_dir) / "tokenizer.json";
+  if (fs::exists(hf_json)) return BpeTokenizer::from_file(hf_json.string());
+  PF_CHECK(!fs::exists(fs::path(model_dir) / "tokenizer.model"), model_dir,
+           " has a SentencePiece tokenizer.model, which is not supported yet; "
            "pass token ids with --tokens");
   return std::make_unique<ByteTokenizer>();
 }
