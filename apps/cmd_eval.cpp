@@ -1,4 +1,5 @@
 // `postformer eval`: loss, bits per byte and perplexity of a model on a text or token file.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -39,7 +40,8 @@ void run_eval(const EvalArgs& a) {
     // Byte-level ids are bytes, so bits per byte is defined for them too.
     if (!has_tokenizer_files(dir)) bytes = static_cast<double>(ids.size() - 1);
   }
-  const int64_t ctx = a.context > 0 ? a.context : model->max_context();
+  // Recurrent models carry state across windows, so ctx only bounds memory for them.
+  const int64_t ctx = a.context > 0 ? a.context : std::min<int64_t>(model->max_context(), 2048);
   std::vector<float> lps;
   EvalResult r = evaluate_tokens(*model, ids, ctx, a.logprobs_file.empty() ? nullptr : &lps);
   std::printf("tokens %ld | loss %.6f nats/token | perplexity %.4f", static_cast<long>(r.predicted),
@@ -66,7 +68,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--tokens", a->tokens_file, "File of whitespace-separated token ids");
   cmd->add_option("--logprobs", a->logprobs_file,
                   "Write log p(token i+1 | tokens 0..i) per line to this file");
-  cmd->add_option("--context", a->context, "Window length (0 = model maximum)");
+  cmd->add_option("--context", a->context, "Window length (0 = min(model maximum, 2048)); recurrent models carry state across windows");
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)");
   cmd->callback([a] { run_eval(*a); });
 }

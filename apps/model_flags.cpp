@@ -6,7 +6,7 @@
 namespace pf::cli {
 
 void ModelFlags::add_to(CLI::App& cmd) {
-  cmd.add_option("--arch", arch, "Architecture: transformer")->capture_default_str();
+  cmd.add_option("--arch", arch, "Architecture: transformer | mamba | mamba2")->capture_default_str();
   cmd.add_option("--d-model", d_model, "Model width")->capture_default_str();
   cmd.add_option("--layers", layers, "Number of blocks")->capture_default_str();
   cmd.add_option("--heads", heads, "Attention heads")->capture_default_str();
@@ -15,10 +15,29 @@ void ModelFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--context", context, "Maximum context length")->capture_default_str();
   cmd.add_option("--vocab", vocab, "Vocabulary size (byte tokenizer: 256)")->capture_default_str();
   cmd.add_flag("--untied", untied, "Separate LM head instead of tying it to the embedding");
+  cmd.add_option("--d-state", d_state, "Mamba state size (0 = 16 for mamba, 128 for mamba2)");
+  cmd.add_option("--d-conv", d_conv, "Mamba causal conv width")->capture_default_str();
+  cmd.add_option("--expand", expand, "Mamba inner width = expand * d_model")->capture_default_str();
+  cmd.add_option("--headdim", headdim, "Mamba-2 head dim")->capture_default_str();
+  cmd.add_option("--ngroups", ngroups, "Mamba-2 B/C groups")->capture_default_str();
+  cmd.add_option("--chunk", chunk, "Mamba-2 SSD chunk length")->capture_default_str();
 }
 
 nlohmann::json ModelFlags::config() const {
   const std::string mt = model_type_for_arch(arch);
+  if (mt == "mamba" || mt == "mamba2") {
+    nlohmann::json j = {{"model_type", mt},          {"hidden_size", d_model},
+                        {"num_hidden_layers", layers}, {"vocab_size", vocab},
+                        {"state_size", d_state > 0 ? d_state : (mt == "mamba" ? 16 : 128)},
+                        {"conv_kernel", d_conv},      {"expand", expand},
+                        {"tie_word_embeddings", !untied}, {"layer_norm_epsilon", 1e-5}};
+    if (mt == "mamba2") {
+      j["head_dim"] = headdim;
+      j["n_groups"] = ngroups;
+      j["chunk_size"] = chunk;
+    }
+    return j;
+  }
   int64_t f = ffn > 0 ? ffn : ((d_model * 8 / 3 + 7) / 8) * 8;
   return {{"model_type", mt},
           {"hidden_size", d_model},

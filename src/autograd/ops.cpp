@@ -1,5 +1,6 @@
 #include "autograd/ops.h"
 
+#include <cstring>
 #include <memory>
 
 #include "base/error.h"
@@ -103,6 +104,39 @@ Var reshape(const Var& x, const Shape& shape) {
     y.impl()->grad = x.grad().view(shape);
   }
   return y;
+}
+
+std::vector<Var> split_last(const Var& x, const std::vector<int64_t>& sizes) {
+  check_contig(x, "split_last");
+  const int64_t C = x.shape().back(), rows = x.value().numel() / C;
+  int64_t total = 0;
+  for (int64_t s : sizes) total += s;
+  PF_CHECK(total == C, "split_last: sizes add up to ", total, ", last dim is ", C);
+  std::vector<Var> out;
+  int64_t off = 0;
+  const bool grad = needs_grad({&x});
+  for (int64_t s : sizes) {
+    Shape sh = x.shape();
+    sh.back() = s;
+    Var y = make_out(sh);
+    const float* src = x.data() + off;
+    float* dst = y.data();
+#pragma omp parallel for schedule(static) if (rows * s > 65536)
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * s, src + r * C, s * sizeof(float));
+    if (grad) {
+      y.set_requires_grad(true);
+      Tape::active()->record([x, y, rows, C, s, off] {
+        float* dx = x.grad().data() + off;
+        const float* dy = y.grad().data();
+#pragma omp parallel for schedule(static) if (rows * s > 65536)
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = 0; j < s; ++j) dx[r * C + j] += dy[r * s + j];
+      });
+    }
+    out.push_back(y);
+    off += s;
+  }
+  return out;
 }
 
 Var add(const Var& a, const Var& b) {

@@ -18,6 +18,9 @@ Var embedding(const Var& W, const std::vector<int32_t>& ids, int64_t B, int64_t 
 // A view with a new shape (same numel); its gradient aliases the input's, so it is free.
 Var reshape(const Var& x, const Shape& shape);
 
+// Splits the last dim of x (..., sum(sizes)) into contiguous pieces (..., sizes[i]).
+std::vector<Var> split_last(const Var& x, const std::vector<int64_t>& sizes);
+
 Var add(const Var& a, const Var& b);  // same shapes
 Var mul(const Var& a, const Var& b);  // same shapes
 Var scale(const Var& a, float s);

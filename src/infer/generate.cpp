@@ -47,10 +47,15 @@ EvalResult evaluate_tokens(LanguageModel& m, const std::vector<int32_t>& ids, in
   for (int32_t id : ids)
     PF_CHECK(id >= 0 && id < V, "token id ", id, " is outside the model's vocabulary of ", V);
   if (logprobs) logprobs->assign(n - 1, 0.0f);
+  // Recurrent models stream the whole text through one session (constant memory, full
+  // context); the others score independent windows of ctx tokens.
+  std::unique_ptr<InferenceSession> session;
+  if (m.recurrent()) session = m.new_session(n);
   for (int64_t w = 0; w < n - 1; w += ctx) {
     const int64_t T = std::min(ctx, n - 1 - w);
     std::vector<int32_t> in(ids.begin() + w, ids.begin() + w + T);
-    Var logits = m.forward(in, 1, T, ForwardOptions{});  // (T, V)
+    Tensor logits = session ? session->forward(in.data(), T, true)
+                            : m.forward(in, 1, T, ForwardOptions{}).value();  // (T, V)
     Tensor lp = Tensor::empty({T, V});
     cpu::log_softmax(T, V, logits.data(), lp.data());
     for (int64_t t = 0; t < T; ++t) {

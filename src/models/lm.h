@@ -53,6 +53,8 @@ class LanguageModel {
   virtual std::string arch() const = 0;
   virtual int64_t vocab_size() const = 0;
   virtual int64_t max_context() const = 0;
+  // True when inference state is constant in context (recurrent models).
+  virtual bool recurrent() const { return false; }
   // Every parameter once, under its checkpoint (Hugging Face) name.
   virtual void visit_params(const ParamVisitor& visit) = 0;
   // tokens: B*T ids -> logits (B*T, V), recorded on the active tape if any.
@@ -74,6 +76,9 @@ using ModelFactory = std::function<std::unique_ptr<LanguageModel>(const nlohmann
 
 // Registers an architecture under `arch` (CLI name) and the config "model_type" it reads.
 void register_arch(const std::string& arch, const std::string& model_type, ModelFactory f);
+// The model_type a config stands for: its "model_type", or one recognised from the
+// layout of a config without it (state-spaces Mamba); errors when neither.
+std::string detect_model_type(const nlohmann::json& config);
 // Builds a randomly initialised model from a config; arch is taken from "model_type".
 std::unique_ptr<LanguageModel> create_model(const nlohmann::json& config, uint64_t seed);
 std::string model_type_for_arch(const std::string& arch);

@@ -2,6 +2,8 @@
 
 #include "base/error.h"
 #include "models/lm.h"
+#include "models/mamba/mamba.h"
+#include "models/mamba/mamba_config.h"
 #include "models/transformer/transformer.h"
 
 namespace pf {
@@ -21,6 +23,8 @@ void ensure_builtins() {
   if (done) return;
   done = true;
   register_arch("transformer", "llama", make_transformer);
+  register_arch("mamba", "mamba", make_mamba);
+  register_arch("mamba2", "mamba2", make_mamba2);
 }
 }  // namespace
 
@@ -28,12 +32,18 @@ void register_arch(const std::string& arch, const std::string& model_type, Model
   table()[arch] = Entry{model_type, std::move(f)};
 }
 
-std::unique_ptr<LanguageModel> create_model(const nlohmann::json& config, uint64_t seed) {
-  ensure_builtins();
+std::string detect_model_type(const nlohmann::json& config) {
   PF_CHECK(config.is_object(), "config must be a JSON object");
+  int version = 0;
+  if (is_state_spaces_mamba(config, &version)) return version == 2 ? "mamba2" : "mamba";
   PF_CHECK(config.contains("model_type") && config["model_type"].is_string(),
            "config is missing the key 'model_type'");
-  const std::string mt = config["model_type"].get<std::string>();
+  return config["model_type"].get<std::string>();
+}
+
+std::unique_ptr<LanguageModel> create_model(const nlohmann::json& config, uint64_t seed) {
+  ensure_builtins();
+  const std::string mt = detect_model_type(config);
   for (auto& [arch, e] : table())
     if (e.model_type == mt) return e.factory(config, seed);
   fail("unsupported model_type '", mt, "'");

@@ -68,7 +68,16 @@ TEST_P(SessionState, RejectsStateOfAnotherModel) {
   EXPECT_THROW(load_session_state(dir / "missing", *model, *mine), Error);
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, SessionState, ::testing::Values(test::tiny_llama_config()),
+nlohmann::json tiny_mamba_cfg(int version) {
+  nlohmann::json j = {{"model_type", version == 2 ? "mamba2" : "mamba"}, {"hidden_size", 32},
+                      {"num_hidden_layers", 2}, {"vocab_size", 256}, {"state_size", 8}};
+  if (version == 2) j["head_dim"] = 16;
+  return j;
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, SessionState,
+                         ::testing::Values(test::tiny_llama_config(), tiny_mamba_cfg(1),
+                                           tiny_mamba_cfg(2)),
                          [](const auto& info) {
                            return info.param["model_type"].template get<std::string>();
                          });

@@ -21,10 +21,27 @@ void rope_tables(int64_t T, int64_t hd, int64_t pos0, float theta, std::vector<f
     }
 }
 
+// Every layer (and its backward) asks for the same table; keep the last one per thread.
+struct TableCache {
+  int64_t T = -1, hd = -1, pos0 = -1;
+  float theta = 0;
+  std::vector<float> c, s;
+};
+
+const TableCache& cached_tables(int64_t T, int64_t hd, int64_t pos0, float theta) {
+  thread_local TableCache cache;
+  if (cache.T != T || cache.hd != hd || cache.pos0 != pos0 || cache.theta != theta) {
+    rope_tables(T, hd, pos0, theta, cache.c, cache.s);
+    cache.T = T, cache.hd = hd, cache.pos0 = pos0, cache.theta = theta;
+  }
+  return cache;
+}
+
 void rope_apply(int64_t B, int64_t T, int64_t H, int64_t hd, int64_t pos0, float theta,
                 const float* x, float* y, float sign, bool accumulate) {
-  std::vector<float> c, s;
-  rope_tables(T, hd, pos0, theta, c, s);
+  const TableCache& tc = cached_tables(T, hd, pos0, theta);
+  const std::vector<float>& c = tc.c;
+  const std::vector<float>& s = tc.s;
   const int64_t half = hd / 2;
 #pragma omp parallel for collapse(2) schedule(static) if (B * T * H * hd > 32768)
   for (int64_t b = 0; b < B; ++b)

@@ -1,0 +1,202 @@
+// Language-model throughput for any registered architecture, several models per run so
+// each is reported against the first (the baseline) on the same machine state:
+// training tokens/s (+ model FLOPs as a fraction of the f32 GEMM rate measured in the
+// same run) and peak training memory, prefill tokens/s, decode ms/token.
+// Usage: bench_lm --models transformer-small,mamba-small [--train-seq 512] [--out FILE]
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "autograd/ops.h"
+#include "base/rng.h"
+#include "base/threads.h"
+#include "bench/bench_common.h"
+#include "models/lm.h"
+#include "train/adamw.h"
+
+using nlohmann::json;
+
+namespace {
+
+json preset(const std::string& name) {
+  auto llama = [](int64_t d, int64_t f, int64_t l, int64_t h, int64_t v, bool tied) {
+    return json{{"model_type", "llama"}, {"hidden_size", d}, {"intermediate_size", f},
+                {"num_hidden_layers", l}, {"num_attention_heads", h}, {"num_key_value_heads", h},
+                {"vocab_size", v}, {"max_position_embeddings", 16384}, {"tie_word_embeddings", tied}};
+  };
+  auto mamba = [](int version, int64_t d, int64_t l, int64_t v) {
+    json j = {{"model_type", version == 2 ? "mamba2" : "mamba"}, {"hidden_size", d},
+              {"num_hidden_layers", l}, {"vocab_size", v},
+              {"state_size", version == 2 ? 128 : 16}, {"tie_word_embeddings", true}};
+    if (version == 2) j.update(json{{"head_dim", 64}, {"n_groups", 1}, {"chunk_size", 256}});
+    return j;
+  };
+  if (name == "transformer-small") return llama(384, 1024, 6, 6, 256, true);   // 10.7M
+  if (name == "llama125m") return llama(768, 2048, 12, 12, 32000, false);      // 134M
+  if (name == "mamba-small") return mamba(1, 384, 11, 256);                    // ~10M
+  if (name == "mamba2-small") return mamba(2, 384, 10, 256);                   // ~10M
+  if (name == "mamba-130m") return mamba(1, 768, 24, 50280);
+  if (name == "mamba2-130m") return mamba(2, 768, 24, 50288);
+  throw std::runtime_error("unknown preset '" + name +
+                           "' (transformer-small, llama125m, mamba-small, mamba2-small, "
+                           "mamba-130m, mamba2-130m)");
+}
+
+std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
+  pf::Rng rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& v : t) v = static_cast<int32_t>(rng.below(vocab));
+  return t;
+}
+
+// Peak resident memory since the last reset (KiB), from /proc.
+long peak_rss_kib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+struct Args {
+  int64_t batch = 8, train_seq = 512, train_steps = 3, memory_seq = 0, prefill = 512, decode = 64,
+          reps = 3;
+  std::vector<int64_t> prefill_lengths;
+  bool skip_train = false, skip_infer = false;
+};
+
+json bench_one(const std::string& name, const Args& a, double gemm) {
+  auto model = pf::create_model(preset(name), 1);
+  const int64_t V = model->vocab_size();
+  json r = {{"model", name}, {"arch", model->arch()}, {"params", model->num_params()}};
+  std::fprintf(stderr, "%s (%s): %.2fM params\n", name.c_str(), model->arch().c_str(),
+               model->num_params() / 1e6);
+  std::vector<std::pair<std::string, pf::Var>> params;
+  std::vector<pf::ParamKind> kinds;
+  model->visit_params([&](const std::string& n, pf::Var& p, pf::ParamKind k) {
+    params.emplace_back(n, p);
+    kinds.push_back(k);
+  });
+  auto train_step = [&](pf::AdamW& adam, int64_t B, int64_t T, uint64_t s) {
+    auto toks = random_tokens(B * (T + 1), V, s);
+    std::vector<int32_t> in, tg;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t) {
+        in.push_back(toks[b * (T + 1) + t]);
+        tg.push_back(toks[b * (T + 1) + t + 1]);
+      }
+    for (auto& sl : adam.slots()) sl.param.zero_grad();
+    pf::Tape tape;
+    pf::TapeScope scope(tape);
+    tape.backward(pf::cross_entropy(model->forward(in, B, T, {}), tg));
+    adam.step(1e-4);
+  };
+  if (!a.skip_train) {
+    pf::AdamW adam(pf::AdamWConfig{}, params, kinds);
+    train_step(adam, a.batch, a.train_seq, 0);  // warm-up: allocates grads and moments
+    pf::Timer t;
+    for (int64_t i = 0; i < a.train_steps; ++i) train_step(adam, a.batch, a.train_seq, i + 1);
+    const double tps = a.batch * a.train_seq * a.train_steps / t.seconds();
+    // Training FLOPs = 3 x forward (forward + backward).
+    const double flops = 3.0 * model->flops_per_token(a.train_seq) * tps;
+    r["train"] = {{"batch", a.batch}, {"seq", a.train_seq}, {"tokens_per_s", tps},
+                  {"model_gflops", flops / 1e9}, {"fraction_of_gemm", flops / 1e9 / gemm}};
+    std::fprintf(stderr, "  train seq %ld: %.0f tok/s, %.1f GFLOP/s = %.1f%% of GEMM\n",
+                 static_cast<long>(a.train_seq), tps, flops / 1e9, 100 * flops / 1e9 / gemm);
+  }
+  if (a.memory_seq > 0) {
+    // Peak memory of one training step at batch 1 (fresh optimizer state included).
+    pf::AdamW adam(pf::AdamWConfig{}, params, kinds);
+    reset_peak_rss();
+    pf::Timer t;
+    train_step(adam, 1, a.memory_seq, 99);
+    const long kib = peak_rss_kib();
+    r["train_memory"] = {{"batch", 1}, {"seq", a.memory_seq}, {"peak_rss_mib", kib / 1024.0},
+                         {"step_seconds", t.seconds()}};
+    std::fprintf(stderr, "  train step at seq %ld, batch 1: peak RSS %.0f MiB\n",
+                 static_cast<long>(a.memory_seq), kib / 1024.0);
+  }
+  if (!a.skip_infer) {
+    std::vector<int64_t> lengths = a.prefill_lengths.empty() ? std::vector<int64_t>{a.prefill}
+                                                             : a.prefill_lengths;
+    for (int64_t L : lengths) {
+      auto toks = random_tokens(L, V, 99);
+      auto session = model->new_session(L + a.decode + 1);
+      session->forward(toks.data(), std::min<int64_t>(16, L), false);  // warm-up
+      double best = 1e30;
+      for (int64_t rep = 0; rep < a.reps; ++rep) {
+        session->reset();
+        pf::Timer tp;
+        session->forward(toks.data(), L, false);
+        best = std::min(best, tp.seconds());
+      }
+      r["prefill"].push_back({{"tokens", L}, {"tokens_per_s", L / best}});
+      std::fprintf(stderr, "  prefill %ld: %.0f tok/s\n", static_cast<long>(L), L / best);
+    }
+    auto toks = random_tokens(a.prefill + a.decode, V, 7);
+    auto session = model->new_session(a.prefill + a.decode + 1);
+    session->forward(toks.data(), a.prefill, false);
+    pf::Timer t;
+    for (int64_t i = 0; i < a.decode; ++i) session->forward(&toks[a.prefill + i], 1, false);
+    const double dec = t.seconds();
+    // Decode streams every weight once per token: the memory rate that implies.
+    const double gbps = 4.0 * model->num_params() * a.decode / dec / 1e9;
+    r["decode"] = {{"context", a.prefill}, {"tokens", a.decode}, {"ms_per_token", 1000 * dec / a.decode},
+                   {"tokens_per_s", a.decode / dec}, {"weight_stream_gb_per_s", gbps}};
+    std::fprintf(stderr, "  decode after %ld: %.2f ms/token (%.1f tok/s, weights at %.1f GB/s)\n",
+                 static_cast<long>(a.prefill), 1000 * dec / a.decode, a.decode / dec, gbps);
+  }
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Language-model training / prefill / decode benchmark (JSON)"};
+  std::string models = "transformer-small", out_file;
+  int threads = 2;
+  Args a;
+  app.add_option("--models", models, "Comma-separated presets; the first is the baseline")
+      ->capture_default_str();
+  app.add_option("--threads", threads)->capture_default_str();
+  app.add_option("--batch", a.batch)->capture_default_str();
+  app.add_option("--train-seq", a.train_seq)->capture_default_str();
+  app.add_option("--train-steps", a.train_steps, "Timed training steps")->capture_default_str();
+  app.add_option("--memory-seq", a.memory_seq, "Also measure peak memory of a batch-1 step (0 = skip)");
+  app.add_option("--prefill", a.prefill, "Prompt tokens before decoding")->capture_default_str();
+  app.add_option("--prefill-lengths", a.prefill_lengths, "Prefill lengths to time (default: --prefill)");
+  app.add_option("--decode", a.decode, "Decoded tokens")->capture_default_str();
+  app.add_option("--reps", a.reps, "Prefill repetitions (best is reported)")->capture_default_str();
+  app.add_flag("--skip-train", a.skip_train);
+  app.add_flag("--skip-infer", a.skip_infer);
+  app.add_option("--out", out_file, "Also write the JSON here");
+  CLI11_PARSE(app, argc, argv);
+  pf::set_num_threads(threads);
+
+  const double gemm = pf::bench::gemm_gflops(4096, 1024, 384, 2.0);
+  std::fprintf(stderr, "f32 GEMM %.1f GFLOP/s on %d threads\n", gemm, pf::num_threads());
+  json res = {{"benchmark", "lm"}, {"threads", pf::num_threads()}, {"gemm_f32_gflops", gemm}};
+  std::stringstream ss(models);
+  std::string name;
+  while (std::getline(ss, name, ',')) res["models"].push_back(bench_one(name, a, gemm));
+  // Ratios against the baseline (the first model) measured in this same run.
+  const json& base = res["models"][0];
+  for (auto& m : res["models"]) {
+    json ratio;
+    if (m.contains("train") && base.contains("train"))
+      ratio["train_tokens_per_s"] = m["train"]["tokens_per_s"].get<double>() /
+                                    base["train"]["tokens_per_s"].get<double>();
+    if (m.contains("train_memory") && base.contains("train_memory"))
+      ratio["train_peak_memory"] = m["train_memory"]["peak_rss_mib"].get<double>() /
+                                   base["train_memory"]["peak_rss_mib"].get<double>();
+    if (m.contains("decode") && base.contains("decode"))
+      ratio["decode_tokens_per_s"] = m["decode"]["tokens_per_s"].get<double>() /
+                                     base["decode"]["tokens_per_s"].get<double>();
+    m["vs_baseline"] = ratio;
+  }
+  std::printf("%s\n", res.dump(2).c_str());
+  if (!out_file.empty()) std::ofstream(out_file) << res.dump(2) << "\n";
+}

@@ -1,0 +1,145 @@
+#include "models/mamba/mamba_config.h"
+
+#include "base/error.h"
+#include "io/config_json.h"
+
+namespace pf {
+
+bool is_state_spaces_mamba(const nlohmann::json& j, int* version) {
+  if (!j.is_object() || j.contains("model_type") || !j.contains("d_model") || !j.contains("n_layer"))
+    return false;
+  int v = 1;
+  if (j.contains("ssm_cfg") && j["ssm_cfg"].is_object() && j["ssm_cfg"].contains("layer"))
+    v = j["ssm_cfg"]["layer"] == "Mamba2" ? 2 : 1;
+  if (version) *version = v;
+  return true;
+}
+
+namespace {
+void check_positive(const MambaConfig& c) {
+  PF_CHECK(c.d_model > 0 && c.n_layer > 0 && c.vocab_size > 0 && c.d_state > 0 && c.d_conv > 0 &&
+               c.expand > 0 && c.pad_multiple > 0,
+           "config: sizes must be positive");
+  if (c.version == 2) {
+    PF_CHECK(c.headdim > 0 && c.d_inner() % c.headdim == 0, "config: d_inner ", c.d_inner(),
+             " is not a multiple of headdim ", c.headdim);
+    PF_CHECK(c.ngroups > 0 && c.nheads() % c.ngroups == 0, "config: ", c.nheads(),
+             " heads are not divisible into ", c.ngroups, " groups");
+    PF_CHECK(c.chunk_size > 0, "config: chunk_size must be positive");
+  }
+}
+}  // namespace
+
+MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
+  MambaConfig c;
+  c.version = version;
+  c.source = j;
+  if (!j.contains("model_type")) {
+    // state-spaces layout: d_model, n_layer, vocab_size, ssm_cfg{...}
+    c.layout = MambaLayout::StateSpaces;
+    c.d_model = json_int(j, "d_model");
+    c.n_layer = json_int(j, "n_layer");
+    c.vocab_size = json_int(j, "vocab_size");
+    c.pad_multiple = json_int(j, "pad_vocab_size_multiple", 8);
+    c.tie_embeddings = json_bool(j, "tie_embeddings", true);
+    PF_CHECK(json_bool(j, "rms_norm", true), "config: rms_norm false (LayerNorm) is not supported");
+    PF_CHECK(json_int(j, "d_intermediate", 0) == 0,
+             "config: d_intermediate > 0 (MLP blocks) is not supported");
+    if (j.contains("attn_layer_idx") && j["attn_layer_idx"].is_array())
+      PF_CHECK(j["attn_layer_idx"].empty(),
+               "config: attention layers (attn_layer_idx) are not supported in a Mamba model");
+    const nlohmann::json ssm = j.contains("ssm_cfg") && j["ssm_cfg"].is_object()
+                                   ? j["ssm_cfg"]
+                                   : nlohmann::json::object();
+    c.d_state = json_int(ssm, "d_state", version == 2 ? 128 : 16);
+    c.d_conv = json_int(ssm, "d_conv", 4);
+    c.expand = json_int(ssm, "expand", 2);
+    if (ssm.contains("dt_rank") && ssm["dt_rank"].is_number_integer()) c.dt_rank = ssm["dt_rank"];
+    c.headdim = json_int(ssm, "headdim", 64);
+    c.ngroups = json_int(ssm, "ngroups", 1);
+    c.chunk_size = json_int(ssm, "chunk_size", 256);
+    PF_CHECK(json_bool(ssm, "bias", false) == false, "config: projection biases are not supported");
+    PF_CHECK(json_bool(ssm, "conv_bias", true), "config: conv_bias false is not supported");
+    if (version == 2)
+      PF_CHECK(!ssm.contains("d_ssm") || ssm["d_ssm"].is_null() ||
+                   json_int(ssm, "d_ssm") == c.d_inner(),
+               "config: d_ssm other than d_inner is not supported");
+  } else {
+    // transformers layout (MambaConfig / Mamba2Config)
+    c.layout = MambaLayout::Transformers;
+    c.d_model = json_int(j, "hidden_size");
+    c.n_layer = json_int(j, "num_hidden_layers");
+    c.vocab_size = json_int(j, "vocab_size");
+    c.pad_multiple = 1;  // transformers stores vocab_size embedding rows, already padded
+    c.d_state = json_int(j, "state_size", version == 2 ? 128 : 16);
+    c.d_conv = json_int(j, "conv_kernel", 4);
+    c.expand = json_int(j, "expand", 2);
+    c.norm_eps = json_num(j, "layer_norm_epsilon", 1e-5);
+    c.tie_embeddings = json_bool(j, "tie_word_embeddings", true);
+    if (j.contains("time_step_rank") && j["time_step_rank"].is_number_integer())
+      c.dt_rank = j["time_step_rank"];  // "auto" (a string) means ceil(d/16)
+    if (j.contains("intermediate_size") && j["intermediate_size"].is_number_integer())
+      PF_CHECK(j["intermediate_size"].get<int64_t>() == c.d_inner(), "config: intermediate_size ",
+               j["intermediate_size"].get<int64_t>(), " is not expand * hidden_size = ", c.d_inner());
+    c.headdim = json_int(j, "head_dim", 64);
+    c.ngroups = json_int(j, "n_groups", 1);
+    c.chunk_size = json_int(j, "chunk_size", 256);
+    PF_CHECK(!json_bool(j, "use_bias", false), "config: use_bias true is not supported");
+    PF_CHECK(json_bool(j, "use_conv_bias", true), "config: use_conv_bias false is not supported");
+    if (version == 2 && j.contains("num_heads") && j["num_heads"].is_number_integer())
+      PF_CHECK(j["num_heads"].get<int64_t>() == c.d_inner() / c.headdim, "config: num_heads ",
+               j["num_heads"].get<int64_t>(), " does not equal d_inner / head_dim = ",
+               c.d_inner() / c.headdim);
+  }
+  check_positive(c);
+  return c;
+}
+
+nlohmann::json MambaConfig::to_json() const {
+  nlohmann::json j = source.is_object() ? source : nlohmann::json::object();
+  if (layout == MambaLayout::StateSpaces) {
+    nlohmann::json ssm = j.contains("ssm_cfg") && j["ssm_cfg"].is_object() ? j["ssm_cfg"]
+                                                                           : nlohmann::json::object();
+    ssm.update(nlohmann::json{{"d_state", d_state}, {"d_conv", d_conv}, {"expand", expand}});
+    if (version == 2)
+      ssm.update(nlohmann::json{{"layer", "Mamba2"}, {"headdim", headdim}, {"ngroups", ngroups},
+                                {"chunk_size", chunk_size}});
+    else if (dt_rank > 0)
+      ssm["dt_rank"] = dt_rank;
+    j.update(nlohmann::json{{"d_model", d_model},
+                            {"n_layer", n_layer},
+                            {"vocab_size", vocab_size},
+                            {"ssm_cfg", ssm},
+                            {"rms_norm", true},
+                            {"residual_in_fp32", true},
+                            {"pad_vocab_size_multiple", pad_multiple},
+                            {"tie_embeddings", tie_embeddings}});
+    return j;
+  }
+  j.update(nlohmann::json{{"model_type", version == 2 ? "mamba2" : "mamba"},
+                          {"architectures", {version == 2 ? "Mamba2ForCausalLM" : "MambaForCausalLM"}},
+                          {"hidden_size", d_model},
+                          {"num_hidden_layers", n_layer},
+                          {"vocab_size", vocab_size},
+                          {"state_size", d_state},
+                          {"conv_kernel", d_conv},
+                          {"expand", expand},
+                          {"layer_norm_epsilon", norm_eps},
+                          {"tie_word_embeddings", tie_embeddings},
+                          {"use_bias", false},
+                          {"use_conv_bias", true},
+                          {"residual_in_fp32", true},
+                          {"torch_dtype", "float32"}});
+  if (version == 1) {
+    j["intermediate_size"] = d_inner();
+    j["time_step_rank"] = rank();
+  } else {
+    j.update(nlohmann::json{{"head_dim", headdim},
+                            {"num_heads", nheads()},
+                            {"n_groups", ngroups},
+                            {"chunk_size", chunk_size}});
+  }
+  return j;
+}
+
+}  // namespace pf
