@@ -119,6 +119,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--beta2", a->opt.adam.beta2, "AdamW beta2")->capture_default_str();
   cmd->add_option("--clip", a->opt.clip, "Gradient norm clip (0 = off)")->capture_default_str();
   cmd->add_option("--dropout", a->opt.dropout, "Residual dropout")->capture_default_str();
+  cmd->add_flag("--recompute", a->opt.recompute,
+                "Recompute each block in the backward: activation memory of one block, not all");
   cmd->add_option("--eval-every", a->opt.eval_every, "Validate every N steps")
       ->capture_default_str();
   cmd->add_option("--eval-batches", a->opt.eval_batches, "Validation batches per evaluation")

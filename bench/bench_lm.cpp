@@ -65,13 +65,14 @@ struct Args {
   int64_t batch = 8, train_seq = 512, train_steps = 3, memory_seq = 0, prefill = 512, decode = 64,
           reps = 3;
   std::vector<int64_t> prefill_lengths;
-  bool skip_train = false, skip_infer = false;
+  bool skip_train = false, skip_infer = false, recompute = false;
 };
 
 json bench_one(const std::string& name, const Args& a, double gemm) {
   auto model = pf::create_model(preset(name), 1);
   const int64_t V = model->vocab_size();
-  json r = {{"model", name}, {"arch", model->arch()}, {"params", model->num_params()}};
+  json r = {{"model", name}, {"arch", model->arch()}, {"params", model->num_params()},
+            {"recompute", a.recompute}};
   std::fprintf(stderr, "%s (%s): %.2fM params\n", name.c_str(), model->arch().c_str(),
                model->num_params() / 1e6);
   std::vector<std::pair<std::string, pf::Var>> params;
@@ -91,7 +92,9 @@ json bench_one(const std::string& name, const Args& a, double gemm) {
     for (auto& sl : adam.slots()) sl.param.zero_grad();
     pf::Tape tape;
     pf::TapeScope scope(tape);
-    tape.backward(pf::cross_entropy(model->forward(in, B, T, {}), tg));
+    pf::ForwardOptions fo;
+    fo.recompute = a.recompute;
+    tape.backward(pf::cross_entropy(model->forward(in, B, T, fo), tg));
     adam.step(1e-4);
   };
   if (!a.skip_train) {
@@ -167,9 +170,11 @@ int main(int argc, char** argv) {
   app.add_option("--train-steps", a.train_steps, "Timed training steps")->capture_default_str();
   app.add_option("--memory-seq", a.memory_seq, "Also measure peak memory of a batch-1 step (0 = skip)");
   app.add_option("--prefill", a.prefill, "Prompt tokens before decoding")->capture_default_str();
-  app.add_option("--prefill-lengths", a.prefill_lengths, "Prefill lengths to time (default: --prefill)");
+  app.add_option("--prefill-lengths", a.prefill_lengths, "Prefill lengths to time (default: --prefill)")
+      ->delimiter(',');
   app.add_option("--decode", a.decode, "Decoded tokens")->capture_default_str();
   app.add_option("--reps", a.reps, "Prefill repetitions (best is reported)")->capture_default_str();
+  app.add_flag("--recompute", a.recompute, "Train with per-block activation recomputation");
   app.add_flag("--skip-train", a.skip_train);
   app.add_flag("--skip-infer", a.skip_infer);
   app.add_option("--out", out_file, "Also write the JSON here");

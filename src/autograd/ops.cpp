@@ -106,6 +106,39 @@ Var reshape(const Var& x, const Shape& shape) {
   return y;
 }
 
+Var rows(const Var& x, int64_t begin, int64_t end) {
+  PF_CHECK(x.value().dim() == 2 && x.value().is_contiguous(), "rows: expects a contiguous 2-D tensor");
+  Var y(x.value().slice(0, begin, end));
+  if (needs_grad({&x})) {
+    y.set_requires_grad(true);
+    y.impl()->grad = x.grad().slice(0, begin, end);
+  }
+  return y;
+}
+
+Var checkpoint(const std::function<Var(const Var&)>& f, const Var& x) {
+  Tape* tape = Tape::active();
+  if (!tape) return f(x);
+  Tensor out;
+  {
+    NoGradScope no_grad;
+    out = f(x).value();
+  }
+  Var y(out, true);
+  tape->record([f, x, y] {
+    Tape local;
+    Var xd(x.value(), x.requires_grad());  // a leaf sharing x's value
+    Var again;
+    {
+      TapeScope scope(local);
+      again = f(xd);
+    }
+    local.backward_from(again, y.grad());
+    if (x.requires_grad()) cpu::axpy(x.value().numel(), 1.0f, xd.grad().data(), x.grad().data());
+  });
+  return y;
+}
+
 std::vector<Var> split_last(const Var& x, const std::vector<int64_t>& sizes) {
   check_contig(x, "split_last");
   const int64_t C = x.shape().back(), rows = x.value().numel() / C;

@@ -2,6 +2,7 @@
 // matching backward kernel on the active tape. Shapes are noted per op.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "autograd/tape.h"
@@ -17,6 +18,15 @@ Var embedding(const Var& W, const std::vector<int32_t>& ids, int64_t B, int64_t 
 
 // A view with a new shape (same numel); its gradient aliases the input's, so it is free.
 Var reshape(const Var& x, const Shape& shape);
+
+// Rows [begin, end) of a 2-D x as a view whose gradient aliases x's (free): lets one
+// stored projection act as several, e.g. Mamba's in_proj as x and z projections.
+Var rows(const Var& x, int64_t begin, int64_t end);
+
+// Activation recomputation: runs f(x) without recording; the backward re-runs f on a
+// private tape and backpropagates through it. Only x and the output are kept between
+// forward and backward. f must be deterministic (dropout seeds are explicit).
+Var checkpoint(const std::function<Var(const Var&)>& f, const Var& x);
 
 // Splits the last dim of x (..., sum(sizes)) into contiguous pieces (..., sizes[i]).
 std::vector<Var> split_last(const Var& x, const std::vector<int64_t>& sizes);

@@ -29,7 +29,24 @@ void Tape::backward(const Var& loss) {
            shape_str(loss.shape()));
   PF_CHECK(loss.requires_grad(), "backward(): loss does not depend on any parameter");
   loss.grad().fill(1.0f);
-  for (auto it = ops_.rbegin(); it != ops_.rend(); ++it) (*it)();
+  run_backward();
+}
+
+void Tape::backward_from(const Var& out, const Tensor& grad) {
+  PF_CHECK(out.requires_grad(), "backward_from(): output does not depend on any parameter");
+  out.grad().copy_from(grad);
+  run_backward();
+}
+
+void Tape::run_backward() {
+  // Each closure is dropped once it has run: its captured inputs and outputs (values
+  // and gradients) are freed as soon as nothing later needs them, so memory falls
+  // during the backward instead of peaking at activations + all their gradients.
+  for (auto it = ops_.rbegin(); it != ops_.rend(); ++it) {
+    (*it)();
+    *it = nullptr;
+  }
+  ops_.clear();
 }
 
 TapeScope::TapeScope(Tape& tape) : prev_(g_active) { g_active = &tape; }

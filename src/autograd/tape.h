@@ -46,10 +46,13 @@ class Tape {
   void record(std::function<void()> backward_fn) { ops_.push_back(std::move(backward_fn)); }
   // Seeds d(loss) = 1 (loss must have one element) and runs all closures in reverse.
   void backward(const Var& loss);
+  // Runs the closures with d(out) = grad (any shape): used by recomputation.
+  void backward_from(const Var& out, const Tensor& grad);
   void clear() { ops_.clear(); }
   size_t size() const { return ops_.size(); }
 
  private:
+  void run_backward();
   std::vector<std::function<void()>> ops_;
 };
 

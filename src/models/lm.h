@@ -45,6 +45,7 @@ class InferenceSession {
 struct ForwardOptions {
   float dropout = 0.0f;      // training-time dropout on residual branches
   uint64_t dropout_seed = 0;  // varies per step so masks differ
+  bool recompute = false;     // keep only block inputs; recompute blocks in the backward
 };
 
 class LanguageModel {

@@ -29,6 +29,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"eps", adam.eps},
           {"weight_decay", adam.weight_decay},
           {"dropout", dropout},
+          {"recompute", recompute},
           {"eval_every", eval_every},
           {"eval_batches", eval_batches},
           {"seed", seed}};
@@ -49,6 +50,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   o.adam.eps = json_num(j, "eps");
   o.adam.weight_decay = json_num(j, "weight_decay");
   o.dropout = static_cast<float>(json_num(j, "dropout"));
+  o.recompute = json_bool(j, "recompute", false);
   o.eval_every = json_int(j, "eval_every");
   o.eval_batches = json_int(j, "eval_batches");
   o.seed = static_cast<uint64_t>(json_int(j, "seed"));
@@ -80,6 +82,7 @@ double Trainer::train_step() {
       TapeScope scope(tape);
       ForwardOptions fo;
       fo.dropout = opt_.dropout;
+      fo.recompute = opt_.recompute;
       fo.dropout_seed = (opt_.seed * 0x9E3779B97F4A7C15ULL) ^ (sample * 1000003ULL);
       Var logits = model_.forward(b.inputs, b.B, b.T, fo);
       Var loss = cross_entropy(logits, b.targets);

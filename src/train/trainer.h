@@ -21,6 +21,7 @@ struct TrainOptions {
   int64_t stop_at_step = 0;  // stop (and checkpoint) once this step is reached; 0 = off
   AdamWConfig adam;
   float dropout = 0.0f;
+  bool recompute = false;  // activation recomputation per block: less memory, ~1/3 more compute
   int64_t eval_every = 100, eval_batches = 16, log_every = 10, save_every = 0;
   uint64_t seed = 1;
   std::string out_dir;  // where checkpoints go; empty = none

@@ -3,6 +3,7 @@
 # Usage: cli_test.sh PATH_TO_postformer SOURCE_DIR
 set -euo pipefail
 BIN="$1"
+SRC="$2"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -54,6 +55,28 @@ grep -q "must differ" "$TMP/err.txt" || fail "overwrite message"
 "$BIN" generate --model "$TMP/run" --prompt "In the" --max-tokens 0 --save-state "$TMP/s.st" > /dev/null
 "$BIN" generate --model "$TMP/run" --load-state "$TMP/s.st" --max-tokens 6 --temperature 0 --print-ids > "$TMP/cont.txt"
 cmp -s "$TMP/full.txt" "$TMP/cont.txt" || fail "load-state continuation differs: $(tr '\n' ' ' < "$TMP/full.txt") vs $(tr '\n' ' ' < "$TMP/cont.txt")"
+
+# Mamba and Mamba-2: train, stream with a Hugging Face BPE tokenizer, O(1) state, save/load.
+for arch in mamba mamba2; do
+  "$BIN" train --arch $arch --vocab 272 --d-model 32 --layers 2 --d-state 8 --headdim 16 \
+    --data "$TMP/text.txt" --out "$TMP/$arch" --seq 32 --batch 4 --steps 3 --eval-every 3 \
+    --eval-batches 1 > "$TMP/$arch.log" || fail "$arch training"
+  cp "$SRC/tests/data/tiny_bpe/tokenizer.json" "$TMP/$arch/"
+  out=$("$BIN" generate --model "$TMP/$arch" --prompt "the land of" --max-tokens 8 --seed 2)
+  case "$out" in "the land of"*) ;; *) fail "$arch generate printed: $out" ;; esac
+  "$BIN" generate --model "$TMP/$arch" --prompt "and the" --max-tokens 6 --temperature 0 --print-ids > "$TMP/f.txt"
+  "$BIN" generate --model "$TMP/$arch" --prompt "and the" --max-tokens 0 --save-state "$TMP/$arch.st" > /dev/null
+  "$BIN" generate --model "$TMP/$arch" --load-state "$TMP/$arch.st" --max-tokens 6 --temperature 0 --print-ids > "$TMP/c.txt"
+  cmp -s "$TMP/f.txt" "$TMP/c.txt" || fail "$arch load-state continuation differs"
+  a=$("$BIN" info --model "$TMP/$arch" --at-context 128 | grep "inference state" | sed 's/.*(\(.*\) bytes)/\1/')
+  b=$("$BIN" info --model "$TMP/$arch" --at-context 1000000 | grep "inference state" | sed 's/.*(\(.*\) bytes)/\1/')
+  [ -n "$a" ] && [ "$a" = "$b" ] || fail "$arch state size depends on context: $a vs $b"
+  # Fine-tuning keeps the tokenizer and the layout.
+  "$BIN" train --init-from "$TMP/$arch" --data "$TMP/new.txt" --out "$TMP/$arch-ft" --steps 2 \
+    --eval-every 2 --eval-batches 1 --batch 4 --seq 32 > /dev/null || fail "$arch fine-tune"
+  [ -s "$TMP/$arch-ft/tokenizer.json" ] || fail "$arch fine-tune lost the tokenizer"
+  grep -q "\"model_type\": \"$arch\"" "$TMP/$arch-ft/config.json" || fail "$arch fine-tune changed layout"
+done
 
 # Bad input: clear errors, non-zero exit, no crash.
 printf 'caf\xe9\n' > "$TMP/latin1.txt"

@@ -1,8 +1,10 @@
 // Training on the default corpus: the loss falls, and resume is bit-exact.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 
+#include "autograd/ops.h"
 #include "data/corpus.h"
 #include "io/checkpoint.h"
 #include "io/config_json.h"
@@ -132,6 +134,51 @@ TEST(Training, FineTuningASavedModelLowersItsLossOnNewText) {
   });
   EXPECT_EQ(a, b);
 }
+
+}  // namespace
+}  // namespace pf
+
+namespace pf {
+namespace {
+
+class Recompute : public ::testing::TestWithParam<int> {};
+
+// Gradients of every parameter with and without block recomputation.
+std::vector<std::vector<float>> grads_of(const nlohmann::json& cfg, bool recompute) {
+  auto m = create_model(cfg, 3);
+  Rng rng(4);
+  std::vector<int32_t> in(2 * 24), tg(2 * 24);
+  for (auto& t : in) t = static_cast<int32_t>(rng.below(256));
+  for (auto& t : tg) t = static_cast<int32_t>(rng.below(256));
+  Tape tape;
+  {
+    TapeScope scope(tape);
+    ForwardOptions fo;
+    fo.recompute = recompute;
+    fo.dropout = 0.1f, fo.dropout_seed = 9;
+    tape.backward(cross_entropy(m->forward(in, 2, 24, fo), tg));
+  }
+  std::vector<std::vector<float>> g;
+  m->visit_params([&](const std::string&, Var& p, ParamKind) { g.push_back(p.grad().to_vector()); });
+  return g;
+}
+
+TEST_P(Recompute, GivesTheSameGradients) {
+  const nlohmann::json cfg = GetParam() == 0 ? small_config() : small_mamba(GetParam());
+  auto plain = grads_of(cfg, false), again = grads_of(cfg, true);
+  ASSERT_EQ(plain.size(), again.size());
+  for (size_t i = 0; i < plain.size(); ++i) {
+    ASSERT_EQ(plain[i].size(), again[i].size());
+    double worst = 0, scale = 1e-12;
+    for (size_t j = 0; j < plain[i].size(); ++j) {
+      worst = std::max(worst, static_cast<double>(std::fabs(plain[i][j] - again[i][j])));
+      scale = std::max(scale, static_cast<double>(std::fabs(plain[i][j])));
+    }
+    EXPECT_LE(worst / scale, 1e-6) << "parameter " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, Recompute, ::testing::Values(0, 1, 2));
 
 }  // namespace
 }  // namespace pf

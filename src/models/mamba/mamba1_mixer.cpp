@@ -71,12 +71,14 @@ class Mamba1Mixer : public Mixer {
 
   Var forward(const Var& h, int64_t B, int64_t L) override {
     const int64_t di = c_.d_inner(), N = c_.d_state, R = c_.rank();
-    auto xz = split_last(linear(h, in_proj_), {di, di});                 // 2 x (B, L, di)
-    Var xc = silu(conv1d_causal(xz[0], reshape(conv_w_, {di, c_.d_conv}), conv_b_));
+    // x and z from the two halves of in_proj: two outputs, no split copies to store.
+    Var xi = linear(h, rows(in_proj_, 0, di));                           // (B, L, di)
+    Var z = linear(h, rows(in_proj_, di, 2 * di));                       // (B, L, di)
+    Var xc = silu(conv1d_causal(xi, reshape(conv_w_, {di, c_.d_conv}), conv_b_));
     auto dbc = split_last(linear(xc, x_proj_), {R, N, N});               // (B, L, R|N|N)
     Var dt = linear(dbc[0], dt_w_);                                      // (B, L, di)
     Var y = selective_scan(xc, dt, dt_b_, A_log_, dbc[1], dbc[2], D_);  // (B, L, di)
-    return linear(swiglu(xz[1], y), out_proj_);                          // (B, L, d)
+    return linear(swiglu(z, y), out_proj_);                              // (B, L, d)
   }
 
   Var forward_inference(const Var& h, int64_t n, MixerState& st) override {

@@ -47,9 +47,15 @@ class MambaModel : public LanguageModel {
               const ForwardOptions& opt) override {
     const float eps = static_cast<float>(c_.norm_eps);
     Var x = embedding(embed_, tokens, B, T);  // (B, T, d)
-    uint64_t seed = opt.dropout_seed;
-    for (int64_t l = 0; l < c_.n_layer; ++l)
-      x = add(x, dropout(mixers_[l]->forward(rmsnorm(x, norms_[l], eps), B, T), opt.dropout, ++seed));
+    for (int64_t l = 0; l < c_.n_layer; ++l) {
+      const uint64_t seed = opt.dropout_seed + l + 1;
+      // By value: the backward may re-run this after forward() has returned.
+      const float p = opt.dropout;
+      auto block = [this, l, seed, B, T, eps, p](const Var& xin) {
+        return add(xin, dropout(mixers_[l]->forward(rmsnorm(xin, norms_[l], eps), B, T), p, seed));
+      };
+      x = opt.recompute ? checkpoint(block, x) : block(x);
+    }
     x = rmsnorm(x, norm_f_, eps);
     return reshape(linear(x, head()), {B * T, c_.padded_vocab()});  // (B*T, V)
   }

@@ -115,17 +115,23 @@ Var TransformerModel::forward(const std::vector<int32_t>& tokens, int64_t B, int
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   const float theta = static_cast<float>(cfg_.rope_theta);
   Var x = embedding(embed_, tokens, B, T);  // (B, T, D)
-  uint64_t seed = opt.dropout_seed;
-  for (auto& L : layers_) {
-    Var h = rmsnorm(x, L.attn_norm, eps);                       // (B, T, D)
-    Var q = rope(reshape(linear(h, L.wq), {B, T, H, hd}), 0, theta);   // (B, T, H, hd)
-    Var k = rope(reshape(linear(h, L.wk), {B, T, KV, hd}), 0, theta);  // (B, T, KV, hd)
-    Var v = reshape(linear(h, L.wv), {B, T, KV, hd});                  // (B, T, KV, hd)
-    Var a = reshape(attention(q, k, v), {B, T, H * hd});               // (B, T, H*hd)
-    x = add(x, dropout(linear(a, L.wo), opt.dropout, ++seed));          // (B, T, D)
-    h = rmsnorm(x, L.mlp_norm, eps);
-    Var m = swiglu(linear(h, L.w_gate), linear(h, L.w_up));            // (B, T, F)
-    x = add(x, dropout(linear(m, L.w_down), opt.dropout, ++seed));
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const uint64_t seed = opt.dropout_seed + 2 * l;
+    // By value: the backward may re-run this after forward() has returned.
+    const float p = opt.dropout;
+    auto block = [this, l, seed, B, T, H, KV, hd, eps, theta, p](const Var& xin) {
+      auto& L = layers_[l];
+      Var h = rmsnorm(xin, L.attn_norm, eps);                                 // (B, T, D)
+      Var q = rope(reshape(linear(h, L.wq), {B, T, H, hd}), 0, theta);        // (B, T, H, hd)
+      Var k = rope(reshape(linear(h, L.wk), {B, T, KV, hd}), 0, theta);       // (B, T, KV, hd)
+      Var v = reshape(linear(h, L.wv), {B, T, KV, hd});                       // (B, T, KV, hd)
+      Var a = reshape(attention(q, k, v), {B, T, H * hd});                    // (B, T, H*hd)
+      Var x1 = add(xin, dropout(linear(a, L.wo), p, seed + 1));                // (B, T, D)
+      h = rmsnorm(x1, L.mlp_norm, eps);
+      Var m = swiglu(linear(h, L.w_gate), linear(h, L.w_up));                 // (B, T, F)
+      return add(x1, dropout(linear(m, L.w_down), p, seed + 2));
+    };
+    x = opt.recompute ? checkpoint(block, x) : block(x);
   }
   x = rmsnorm(x, norm_, eps);
   return reshape(linear(x, head()), {B * T, cfg_.vocab_size});  // (B*T, V)
