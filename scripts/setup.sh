@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake ninja-build libdnnl-dev nlohmann-json3-dev libcli11-dev
-          libgtest-dev libbenchmark-dev bible-kjv)
+          libgtest-dev libbenchmark-dev libsentencepiece-dev bible-kjv)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -321,16 +321,44 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets) {
 }
 
 Var rope(const Var& x, int64_t pos0, float theta) {
+  return rope(x, pos0, cpu::RopeStyle{theta, false, false});
+}
+
+Var rope(const Var& x, int64_t pos0, const cpu::RopeStyle& style) {
   check_contig(x, "rope");
   PF_CHECK(x.value().dim() == 4 && x.shape()[3] % 2 == 0, "rope: expects (B, T, H, even hd), got ",
            shape_str(x.shape()));
   const int64_t B = x.shape()[0], T = x.shape()[1], H = x.shape()[2], hd = x.shape()[3];
   Var y = make_out(x.shape());
-  cpu::rope_fwd(B, T, H, hd, pos0, theta, x.data(), y.data());
+  cpu::rope_fwd(B, T, H, hd, pos0, style, x.data(), y.data());
   if (needs_grad({&x})) {
     y.set_requires_grad(true);
-    Tape::active()->record([x, y, B, T, H, hd, pos0, theta] {
-      cpu::rope_bwd(B, T, H, hd, pos0, theta, y.grad().data(), x.grad().data());
+    Tape::active()->record([x, y, B, T, H, hd, pos0, style] {
+      cpu::rope_bwd(B, T, H, hd, pos0, style, y.grad().data(), x.grad().data());
+    });
+  }
+  return y;
+}
+
+Var scale_rows(const Var& x, const Tensor& factors) {
+  check_contig(x, "scale_rows");
+  const int64_t rows = factors.numel(), n = x.value().numel() / rows;
+  PF_CHECK(rows * n == x.value().numel(), "scale_rows: ", rows, " factors for shape ",
+           shape_str(x.shape()));
+  Var y = make_out(x.shape());
+  const float* f = factors.data();
+#pragma omp parallel for schedule(static) if (rows * n > 65536)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) y.data()[r * n + j] = x.data()[r * n + j] * f[r];
+  if (needs_grad({&x})) {
+    y.set_requires_grad(true);
+    Tape::active()->record([x, y, factors, rows, n] {
+      const float* g = y.grad().data();
+      float* dx = x.grad().data();
+      const float* fr = factors.data();
+#pragma omp parallel for schedule(static) if (rows * n > 65536)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < n; ++j) dx[r * n + j] += g[r * n + j] * fr[r];
     });
   }
   return y;

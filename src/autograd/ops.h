@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "autograd/tape.h"
+#include "kernels/cpu/rope.h"
 
 namespace pf {
 
@@ -47,8 +48,12 @@ Var layernorm(const Var& x, const Var& w, const Var& b, float eps);
 // logits: (N, V), targets: N ids (negative = ignored) -> scalar mean loss in nats.
 Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets);
 
-// x: (B, T, H, hd), positions pos0 .. pos0+T-1.
+// x: (B, T, H, hd), positions pos0 .. pos0+T-1. Hugging Face rotate-half by default.
 Var rope(const Var& x, int64_t pos0, float theta);
+Var rope(const Var& x, int64_t pos0, const cpu::RopeStyle& style);
+
+// x: (rows, n) scaled row-wise by constant factors (rows); no gradient to the factors.
+Var scale_rows(const Var& x, const Tensor& factors);
 
 // q: (B, T, H, hd); k, v: (B, T, KV, hd) -> (B, T, H, hd). Causal, tiled.
 Var attention(const Var& q, const Var& k, const Var& v);
