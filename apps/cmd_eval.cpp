@@ -32,7 +32,7 @@ void run_eval(const EvalArgs& a) {
   if (!a.data.empty()) {
     auto tok = load_tokenizer(dir);
     const std::string text = read_text_file(a.data);
-    ids = tok->encode(text);
+    ids = tok->encode_prompt(text);
     // The first token is context, not predicted: count the bytes of the predicted ones.
     bytes = static_cast<double>(text.size()) - tok->decode_token(ids[0]).size();
   } else {

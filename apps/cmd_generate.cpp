@@ -32,10 +32,12 @@ void run_generate(GenArgs& a) {
   std::vector<int32_t> prompt;
   if (!a.tokens_file.empty()) {
     prompt = read_token_file(a.tokens_file);
-  } else if (!a.prompt.empty()) {
-    prompt = tok->encode(a.prompt);
-  } else if (a.load_state.empty()) {
-    prompt = tok->encode("\n");  // no prompt and no state: start from a line break
+  } else if (!a.load_state.empty()) {
+    prompt = tok->encode(a.prompt);  // appended to the saved state: no BOS
+  } else {
+    // No prompt: start from a line break (byte and BPE models) or just BOS (SentencePiece).
+    prompt = a.prompt.empty() && tok->name() == "sentencepiece" ? tok->encode_prompt("")
+             : tok->encode_prompt(a.prompt.empty() ? "\n" : a.prompt);
   }
   for (int32_t id : prompt)
     PF_CHECK(id >= 0 && id < model->vocab_size(), "prompt token ", id,

@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "data/bpe_tokenizer.h"
+#include "data/sp_tokenizer.h"
 
 namespace pf {
 
@@ -37,9 +38,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
   namespace fs = std::filesystem;
   const fs::path hf_json = fs::path(model_dir) / "tokenizer.json";
   if (fs::exists(hf_json)) return BpeTokenizer::from_file(hf_json.string());
-  PF_CHECK(!fs::exists(fs::path(model_dir) / "tokenizer.model"), model_dir,
-           " has a SentencePiece tokenizer.model, which is not supported yet; "
-           "pass token ids with --tokens");
+  // tokenizer.json wins when both exist: it is what Hugging Face's fast tokenizers load.
+  const fs::path sp_model = fs::path(model_dir) / "tokenizer.model";
+  if (fs::exists(sp_model)) return SentencePieceTokenizer::from_file(sp_model.string());
   return std::make_unique<ByteTokenizer>();
 }
 

@@ -17,6 +17,8 @@ class Tokenizer {
   // Text for one token; for byte-level tokenizers this may be part of a UTF-8 sequence.
   virtual std::string decode_token(int32_t id) const = 0;
   std::string decode(const std::vector<int32_t>& ids) const;
+  // A prompt as the model expects it at the start of a sequence (e.g. with BOS).
+  virtual std::vector<int32_t> encode_prompt(const std::string& text) const { return encode(text); }
   // Ids that end generation (e.g. an end-of-text token); none by default.
   virtual std::vector<int32_t> stop_ids() const { return {}; }
 };
