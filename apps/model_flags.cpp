@@ -6,7 +6,7 @@
 namespace pf::cli {
 
 void ModelFlags::add_to(CLI::App& cmd) {
-  cmd.add_option("--arch", arch, "Architecture: transformer | mamba | mamba2")->capture_default_str();
+  cmd.add_option("--arch", arch, "Architecture: transformer | mamba | mamba2 | retnet")->capture_default_str();
   cmd.add_option("--d-model", d_model, "Model width")->capture_default_str();
   cmd.add_option("--layers", layers, "Number of blocks")->capture_default_str();
   cmd.add_option("--heads", heads, "Attention heads")->capture_default_str();
@@ -20,11 +20,28 @@ void ModelFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--expand", expand, "Mamba inner width = expand * d_model")->capture_default_str();
   cmd.add_option("--headdim", headdim, "Mamba-2 head dim")->capture_default_str();
   cmd.add_option("--ngroups", ngroups, "Mamba-2 B/C groups")->capture_default_str();
-  cmd.add_option("--chunk", chunk, "Mamba-2 SSD chunk length")->capture_default_str();
+  cmd.add_option("--chunk", chunk,
+                 "Chunk length of Mamba-2's SSD (default 256) or RetNet's chunkwise form (64)");
 }
 
 nlohmann::json ModelFlags::config() const {
   const std::string mt = model_type_for_arch(arch);
+  if (mt == "retnet") {
+    // Our default is the torchscale variant: value dim 2d, GLU FFN (--ffn), weightless head norm.
+    return {{"model_type", mt},
+            {"hidden_size", d_model},
+            {"num_hidden_layers", layers},
+            {"num_heads", heads},
+            {"vocab_size", vocab},
+            {"expand_k", 1.0},
+            {"expand_v", 2.0},
+            {"intermediate_size", ffn > 0 ? ffn : ((d_model * 8 / 3 + 7) / 8) * 8},
+            {"norm_eps", 1e-5},
+            {"head_norm_eps", 1e-5},
+            {"tie_word_embeddings", !untied},
+            {"retention_variant", "torchscale"},
+            {"retention_chunk", chunk > 0 ? chunk : 64}};
+  }
   if (mt == "mamba" || mt == "mamba2") {
     nlohmann::json j = {{"model_type", mt},          {"hidden_size", d_model},
                         {"num_hidden_layers", layers}, {"vocab_size", vocab},
@@ -34,7 +51,7 @@ nlohmann::json ModelFlags::config() const {
     if (mt == "mamba2") {
       j["head_dim"] = headdim;
       j["n_groups"] = ngroups;
-      j["chunk_size"] = chunk;
+      j["chunk_size"] = chunk > 0 ? chunk : 256;
     }
     return j;
   }

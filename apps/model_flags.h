@@ -11,7 +11,8 @@ struct ModelFlags {
   int64_t d_model = 256, layers = 4, heads = 4, kv_heads = 0, ffn = 0, context = 1024;
   int64_t vocab = 256;
   bool untied = false;
-  int64_t d_state = 0, d_conv = 4, expand = 2, headdim = 64, ngroups = 1, chunk = 256;  // Mamba
+  int64_t d_state = 0, d_conv = 4, expand = 2, headdim = 64, ngroups = 1;  // Mamba
+  int64_t chunk = 0;  // Mamba-2 SSD / RetNet chunk; 0 = the architecture default
 
   void add_to(CLI::App& cmd);
   // A config.json for the chosen architecture (Hugging Face keys).

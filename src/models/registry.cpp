@@ -4,6 +4,7 @@
 #include "models/lm.h"
 #include "models/mamba/mamba.h"
 #include "models/mamba/mamba_config.h"
+#include "models/retnet/retnet.h"
 #include "models/transformer/transformer.h"
 
 namespace pf {
@@ -25,6 +26,7 @@ void ensure_builtins() {
   register_arch("transformer", "llama", make_transformer);
   register_arch("mamba", "mamba", make_mamba);
   register_arch("mamba2", "mamba2", make_mamba2);
+  register_arch("retnet", "retnet", make_retnet);
 }
 }  // namespace
 

@@ -56,9 +56,9 @@ grep -q "must differ" "$TMP/err.txt" || fail "overwrite message"
 "$BIN" generate --model "$TMP/run" --load-state "$TMP/s.st" --max-tokens 6 --temperature 0 --print-ids > "$TMP/cont.txt"
 cmp -s "$TMP/full.txt" "$TMP/cont.txt" || fail "load-state continuation differs: $(tr '\n' ' ' < "$TMP/full.txt") vs $(tr '\n' ' ' < "$TMP/cont.txt")"
 
-# Mamba and Mamba-2: train, stream with a Hugging Face BPE tokenizer, O(1) state, save/load.
-for arch in mamba mamba2; do
-  "$BIN" train --arch $arch --vocab 272 --d-model 32 --layers 2 --d-state 8 --headdim 16 \
+# Mamba, Mamba-2 and RetNet: train, stream with a Hugging Face BPE tokenizer, O(1) state, save/load.
+for arch in mamba mamba2 retnet; do
+  "$BIN" train --arch $arch --vocab 272 --d-model 32 --layers 2 --heads 2 --d-state 8 --headdim 16 \
     --data "$TMP/text.txt" --out "$TMP/$arch" --seq 32 --batch 4 --steps 3 --eval-every 3 \
     --eval-batches 1 > "$TMP/$arch.log" || fail "$arch training"
   cp "$SRC/tests/data/tiny_bpe/tokenizer.json" "$TMP/$arch/"

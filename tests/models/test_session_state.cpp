@@ -77,7 +77,13 @@ nlohmann::json tiny_mamba_cfg(int version) {
 
 INSTANTIATE_TEST_SUITE_P(Archs, SessionState,
                          ::testing::Values(test::tiny_llama_config(), tiny_mamba_cfg(1),
-                                           tiny_mamba_cfg(2)),
+                                           tiny_mamba_cfg(2),
+                                           nlohmann::json{{"model_type", "retnet"},
+                                                          {"hidden_size", 32},
+                                                          {"num_hidden_layers", 2},
+                                                          {"num_heads", 2},
+                                                          {"vocab_size", 256},
+                                                          {"retention_variant", "torchscale"}}),
                          [](const auto& info) {
                            return info.param["model_type"].template get<std::string>();
                          });

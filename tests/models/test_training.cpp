@@ -36,6 +36,13 @@ nlohmann::json small_mamba(int version) {
   return j;
 }
 
+nlohmann::json small_retnet() {
+  return {{"model_type", "retnet"}, {"hidden_size", 128}, {"num_hidden_layers", 3},
+          {"num_heads", 4}, {"vocab_size", 256}, {"intermediate_size", 256},
+          {"norm_eps", 1e-5}, {"head_norm_eps", 1e-5}, {"tie_word_embeddings", true},
+          {"retention_variant", "torchscale"}, {"retention_chunk", 64}};
+}
+
 class DefaultCorpus : public ::testing::TestWithParam<BudgetCase> {};
 
 TEST_P(DefaultCorpus, BelowThreeBitsPerByteWithinTheStepBudget) {
@@ -60,7 +67,8 @@ INSTANTIATE_TEST_SUITE_P(
     Archs, DefaultCorpus,
     ::testing::Values(BudgetCase{"transformer", small_config(), 250, 3e-3},
                       BudgetCase{"mamba", small_mamba(1), 250, 3e-3},
-                      BudgetCase{"mamba2", small_mamba(2), 250, 3e-3}),
+                      BudgetCase{"mamba2", small_mamba(2), 250, 3e-3},
+                      BudgetCase{"retnet", small_retnet(), 250, 3e-3}),
     [](const auto& info) { return info.param.name; });
 
 TEST(Training, ResumeGivesTheSameLossesAsAnUninterruptedRun) {
@@ -164,7 +172,9 @@ std::vector<std::vector<float>> grads_of(const nlohmann::json& cfg, bool recompu
 }
 
 TEST_P(Recompute, GivesTheSameGradients) {
-  const nlohmann::json cfg = GetParam() == 0 ? small_config() : small_mamba(GetParam());
+  const nlohmann::json cfg = GetParam() == 0   ? small_config()
+                            : GetParam() == 3 ? small_retnet()
+                                              : small_mamba(GetParam());
   auto plain = grads_of(cfg, false), again = grads_of(cfg, true);
   ASSERT_EQ(plain.size(), again.size());
   for (size_t i = 0; i < plain.size(); ++i) {
@@ -178,7 +188,7 @@ TEST_P(Recompute, GivesTheSameGradients) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, Recompute, ::testing::Values(0, 1, 2));
+INSTANTIATE_TEST_SUITE_P(Archs, Recompute, ::testing::Values(0, 1, 2, 3));
 
 }  // namespace
 }  // namespace pf
