@@ -37,11 +37,16 @@ json preset(const std::string& name) {
   if (name == "llama125m") return llama(768, 2048, 12, 12, 32000, false);      // 134M
   if (name == "mamba-small") return mamba(1, 384, 11, 256);                    // ~10M
   if (name == "mamba2-small") return mamba(2, 384, 10, 256);                   // ~10M
+  if (name == "retnet-small")  // ~10M: value dim 2d, GLU FFN 768
+    return json{{"model_type", "retnet"}, {"hidden_size", 384}, {"num_hidden_layers", 5},
+                {"num_heads", 6}, {"vocab_size", 256}, {"intermediate_size", 768},
+                {"tie_word_embeddings", true}, {"retention_variant", "torchscale"},
+                {"retention_chunk", 64}};
   if (name == "mamba-130m") return mamba(1, 768, 24, 50280);
   if (name == "mamba2-130m") return mamba(2, 768, 24, 50288);
   throw std::runtime_error("unknown preset '" + name +
                            "' (transformer-small, llama125m, mamba-small, mamba2-small, "
-                           "mamba-130m, mamba2-130m)");
+                           "retnet-small, mamba-130m, mamba2-130m)");
 }
 
 std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
@@ -64,7 +69,8 @@ void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 struct Args {
   int64_t batch = 8, train_seq = 512, train_steps = 3, memory_seq = 0, prefill = 512, decode = 64,
           reps = 3;
-  std::vector<int64_t> prefill_lengths;
+  std::vector<int64_t> prefill_lengths, decode_contexts;
+  int64_t memory_batch = 1;
   bool skip_train = false, skip_infer = false, recompute = false;
 };
 
@@ -111,16 +117,17 @@ json bench_one(const std::string& name, const Args& a, double gemm) {
                  static_cast<long>(a.train_seq), tps, flops / 1e9, 100 * flops / 1e9 / gemm);
   }
   if (a.memory_seq > 0) {
-    // Peak memory of one training step at batch 1 (fresh optimizer state included).
+    // Peak memory of one training step (fresh optimizer state included). Run one model
+    // per process for this: the allocator keeps freed memory resident.
     pf::AdamW adam(pf::AdamWConfig{}, params, kinds);
     reset_peak_rss();
     pf::Timer t;
-    train_step(adam, 1, a.memory_seq, 99);
+    train_step(adam, a.memory_batch, a.memory_seq, 99);
     const long kib = peak_rss_kib();
-    r["train_memory"] = {{"batch", 1}, {"seq", a.memory_seq}, {"peak_rss_mib", kib / 1024.0},
-                         {"step_seconds", t.seconds()}};
-    std::fprintf(stderr, "  train step at seq %ld, batch 1: peak RSS %.0f MiB\n",
-                 static_cast<long>(a.memory_seq), kib / 1024.0);
+    r["train_memory"] = {{"batch", a.memory_batch}, {"seq", a.memory_seq},
+                         {"peak_rss_mib", kib / 1024.0}, {"step_seconds", t.seconds()}};
+    std::fprintf(stderr, "  train step at seq %ld, batch %ld: peak RSS %.0f MiB\n",
+                 static_cast<long>(a.memory_seq), static_cast<long>(a.memory_batch), kib / 1024.0);
   }
   if (!a.skip_infer) {
     std::vector<int64_t> lengths = a.prefill_lengths.empty() ? std::vector<int64_t>{a.prefill}
@@ -138,6 +145,27 @@ json bench_one(const std::string& name, const Args& a, double gemm) {
       }
       r["prefill"].push_back({{"tokens", L}, {"tokens_per_s", L / best}});
       std::fprintf(stderr, "  prefill %ld: %.0f tok/s\n", static_cast<long>(L), L / best);
+    }
+    for (int64_t ctx : a.decode_contexts) {
+      // Decode speed after a context of ctx tokens: flat for recurrent models, growing
+      // with the KV cache for attention.
+      // Best of a.reps runs from the same prefilled state, so machine noise does not pose
+      // as a trend.
+      auto toks = random_tokens(ctx + a.decode, V, 8);
+      auto session = model->new_session(ctx + a.decode + 1);
+      session->forward(toks.data(), ctx, false);
+      const auto saved = session->export_state();
+      std::vector<std::pair<std::string, pf::Tensor>> snapshot;
+      for (auto& [n, t] : saved) snapshot.emplace_back(n, t.clone());
+      double ms = 1e30;
+      for (int64_t rep = 0; rep < a.reps; ++rep) {
+        session->import_state(snapshot, ctx);
+        pf::Timer t;
+        for (int64_t i = 0; i < a.decode; ++i) session->forward(&toks[ctx + i], 1, false);
+        ms = std::min(ms, 1000 * t.seconds() / a.decode);
+      }
+      r["decode_at_context"].push_back({{"context", ctx}, {"ms_per_token", ms}});
+      std::fprintf(stderr, "  decode at context %ld: %.3f ms/token\n", static_cast<long>(ctx), ms);
     }
     auto toks = random_tokens(a.prefill + a.decode, V, 7);
     auto session = model->new_session(a.prefill + a.decode + 1);
@@ -173,6 +201,10 @@ int main(int argc, char** argv) {
   app.add_option("--prefill-lengths", a.prefill_lengths, "Prefill lengths to time (default: --prefill)")
       ->delimiter(',');
   app.add_option("--decode", a.decode, "Decoded tokens")->capture_default_str();
+  app.add_option("--decode-contexts", a.decode_contexts, "Also time decoding after these contexts")
+      ->delimiter(',');
+  app.add_option("--memory-batch", a.memory_batch, "Batch of the --memory-seq step")
+      ->capture_default_str();
   app.add_option("--reps", a.reps, "Prefill repetitions (best is reported)")->capture_default_str();
   app.add_flag("--recompute", a.recompute, "Train with per-block activation recomputation");
   app.add_flag("--skip-train", a.skip_train);

@@ -18,16 +18,8 @@ using simd::v16;
 constexpr int64_t kLanes = 16;
 constexpr int64_t kTimeBlock = 64;  // time steps per task
 
-inline v16 load_n(const float* p, int64_t n) {
-  if (n == kLanes) return simd::load(p);
-  v16 v = simd::splat(0.0f);
-  std::memcpy(&v, p, n * sizeof(float));
-  return v;
-}
-inline void store_n(float* p, v16 v, int64_t n) {
-  if (n == kLanes) return simd::store(p, v);
-  std::memcpy(p, &v, n * sizeof(float));
-}
+using simd::load_n;
+using simd::store_n;
 
 // wt (K, C) = w (C, K) transposed.
 std::vector<float> transpose_w(int64_t C, int64_t K, const float* w) {

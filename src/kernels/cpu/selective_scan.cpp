@@ -79,17 +79,8 @@ inline v16 softplus(v16 z, v16* sig) {
   return simd::vmax(z, simd::splat(0.0f)) + 2.0f * s * p;
 }
 
-// Loads/stores of the first n <= 16 floats; the rest of the vector is zero.
-inline v16 load_n(const float* p, int64_t n) {
-  if (n == kLanes) return simd::load(p);
-  v16 v = simd::splat(0.0f);
-  std::memcpy(&v, p, n * sizeof(float));
-  return v;
-}
-inline void store_n(float* p, v16 v, int64_t n) {
-  if (n == kLanes) return simd::store(p, v);
-  std::memcpy(p, &v, n * sizeof(float));
-}
+using simd::load_n;
+using simd::store_n;
 inline void add_n(float* p, v16 v, int64_t n) { store_n(p, load_n(p, n) + v, n); }
 
 // result[i] = sum of the lanes of p[i], i < 16: a butterfly of pairwise shuffles, so the 16

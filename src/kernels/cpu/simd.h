@@ -17,6 +17,17 @@ inline v16 load(const float* p) {
 }
 inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
 inline v16 splat(float x) { return v16{} + x; }
+// Loads/stores of the first n <= 16 floats; the rest of a loaded vector is zero.
+inline v16 load_n(const float* p, int64_t n) {
+  if (n == 16) return load(p);
+  v16 v = splat(0.0f);
+  std::memcpy(&v, p, n * sizeof(float));
+  return v;
+}
+inline void store_n(float* p, v16 v, int64_t n) {
+  if (n == 16) return store(p, v);
+  std::memcpy(p, &v, n * sizeof(float));
+}
 inline v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
 inline v16 max_of(v16 a, v16 b, v16 c, v16 d) { return vmax(vmax(a, b), vmax(c, d)); }
 inline float hsum(v16 v) {

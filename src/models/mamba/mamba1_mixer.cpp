@@ -29,6 +29,13 @@ Var uniform_fan_in(const Shape& shape, int64_t fan_in, Rng& rng) {
   return Var(t, true);
 }
 
+Var rescaled_out_proj(int64_t d, int64_t di, int64_t n_layer, Rng& rng) {
+  Var w = uniform_fan_in({d, di}, di, rng);
+  const float r = 1.0f / std::sqrt(static_cast<float>(n_layer));
+  for (int64_t i = 0; i < w.value().numel(); ++i) w.data()[i] *= r;
+  return w;
+}
+
 namespace {
 
 class Mamba1Mixer : public Mixer {
@@ -50,10 +57,7 @@ class Mamba1Mixer : public Mixer {
       for (int64_t n = 0; n < N; ++n) a.data()[ch * N + n] = std::log(static_cast<float>(n + 1));
     A_log_ = Var(a, true);
     D_ = constant_param({di}, 1.0f);
-    // Residual output projection scaled by 1/sqrt(n_layer) (prenorm residual rescale).
-    out_proj_ = uniform_fan_in({d, di}, di, rng);
-    const float r = 1.0f / std::sqrt(static_cast<float>(c.n_layer));
-    for (int64_t i = 0; i < out_proj_.value().numel(); ++i) out_proj_.data()[i] *= r;
+    out_proj_ = rescaled_out_proj(d, di, c.n_layer, rng);
     (void)layer;
   }
 

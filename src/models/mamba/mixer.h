@@ -40,5 +40,7 @@ std::unique_ptr<Mixer> make_mamba2_mixer(const MambaConfig& c, int64_t layer, Rn
 Var mamba_dt_bias(int64_t n, Rng& rng);
 // PyTorch's default Linear/Conv init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 Var uniform_fan_in(const Shape& shape, int64_t fan_in, Rng& rng);
+// out_proj (d, di): default init scaled by 1/sqrt(n_layer) (prenorm residual rescale).
+Var rescaled_out_proj(int64_t d, int64_t di, int64_t n_layer, Rng& rng);
 
 }  // namespace pf

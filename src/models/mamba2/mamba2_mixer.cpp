@@ -29,9 +29,7 @@ class Mamba2Mixer : public Mixer {
     A_log_ = Var(a, true);
     D_ = constant_param({H}, 1.0f);
     norm_w_ = constant_param({di}, 1.0f);
-    out_proj_ = uniform_fan_in({d, di}, di, rng);
-    const float r = 1.0f / std::sqrt(static_cast<float>(c.n_layer));
-    for (int64_t i = 0; i < out_proj_.value().numel(); ++i) out_proj_.data()[i] *= r;
+    out_proj_ = rescaled_out_proj(d, di, c.n_layer, rng);
     (void)layer;
   }
 
