@@ -139,6 +139,38 @@ Var checkpoint(const std::function<Var(const Var&)>& f, const Var& x) {
   return y;
 }
 
+Var concat_rows(const std::vector<Var>& parts) {
+  PF_CHECK(!parts.empty(), "concat_rows: nothing to concatenate");
+  const int64_t cols = parts[0].shape().back();
+  int64_t total = 0;
+  for (const Var& p : parts) {
+    check_contig(p, "concat_rows");
+    PF_CHECK(p.value().dim() == 2 && p.shape()[1] == cols, "concat_rows: ", shape_str(p.shape()),
+             " does not have ", cols, " columns");
+    total += p.shape()[0];
+  }
+  Var y = make_out({total, cols});
+  int64_t off = 0;
+  bool grad = false;
+  for (const Var& p : parts) {
+    std::memcpy(y.data() + off * cols, p.data(), p.value().numel() * sizeof(float));
+    off += p.shape()[0];
+    grad = grad || needs_grad({&p});
+  }
+  if (grad) {
+    y.set_requires_grad(true);
+    Tape::active()->record([parts, y, cols] {
+      int64_t o = 0;
+      for (const Var& p : parts) {
+        const int64_t n = p.value().numel();
+        if (p.requires_grad()) cpu::axpy(n, 1.0f, y.grad().data() + o * cols, p.grad().data());
+        o += p.shape()[0];
+      }
+    });
+  }
+  return y;
+}
+
 std::vector<Var> split_last(const Var& x, const std::vector<int64_t>& sizes) {
   check_contig(x, "split_last");
   const int64_t C = x.shape().back(), rows = x.value().numel() / C;

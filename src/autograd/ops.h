@@ -29,6 +29,10 @@ Var rows(const Var& x, int64_t begin, int64_t end);
 // forward and backward. f must be deterministic (dropout seeds are explicit).
 Var checkpoint(const std::function<Var(const Var&)>& f, const Var& x);
 
+// Stacks 2-D matrices with equal column counts along rows: (sum r_i, c). Lets several
+// stored projections run as one matrix product.
+Var concat_rows(const std::vector<Var>& parts);
+
 // Splits the last dim of x (..., sum(sizes)) into contiguous pieces (..., sizes[i]).
 std::vector<Var> split_last(const Var& x, const std::vector<int64_t>& sizes);
 

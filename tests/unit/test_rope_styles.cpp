@@ -64,3 +64,17 @@ TEST(ScaleRows, ForwardAndBackward) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(ConcatRows, StacksAndSplitsGradients) {
+  Var a = random_var({2, 3}, 21), b = random_var({4, 3}, 22);
+  const auto y = concat_rows({a, b}).value().to_vector();
+  const auto av = a.value().to_vector(), bv = b.value().to_vector();
+  for (size_t i = 0; i < av.size(); ++i) EXPECT_EQ(y[i], av[i]);
+  for (size_t i = 0; i < bv.size(); ++i) EXPECT_EQ(y[av.size() + i], bv[i]);
+  EXPECT_TRUE(gradcheck({a, b}, [](const std::vector<Var>& in) { return concat_rows({in[0], in[1]}); }));
+  EXPECT_THROW(concat_rows({a, random_var({2, 4}, 23)}), Error);
+}
+
+}  // namespace

@@ -75,14 +75,21 @@ class Mamba1Mixer : public Mixer {
 
   Var forward(const Var& h, int64_t B, int64_t L) override {
     const int64_t di = c_.d_inner(), N = c_.d_state, R = c_.rank();
-    // x and z from the two halves of in_proj: two outputs, no split copies to store.
-    Var xi = linear(h, rows(in_proj_, 0, di));                           // (B, L, di)
-    Var z = linear(h, rows(in_proj_, di, 2 * di));                       // (B, L, di)
-    Var xc = silu(conv1d_causal(xi, reshape(conv_w_, {di, c_.d_conv}), conv_b_));
-    auto dbc = split_last(linear(xc, x_proj_), {R, N, N});               // (B, L, R|N|N)
-    Var dt = linear(dbc[0], dt_w_);                                      // (B, L, di)
-    Var y = selective_scan(xc, dt, dt_b_, A_log_, dbc[1], dbc[2], D_);  // (B, L, di)
-    return linear(swiglu(z, y), out_proj_);                              // (B, L, d)
+    Var xz = linear(h, in_proj_);  // (B, L, 2*di)
+    // Everything after in_proj is recomputed in the backward (the official fused kernel
+    // recomputes the conv and scan too): only xz and the block output are stored, not the
+    // conv, dt, scan and gate activations, which keeps training memory below the
+    // Transformer's at equal parameters.
+    auto inner = [this, di, N, R](const Var& xz_in) {
+      auto parts = split_last(xz_in, {di, di});                          // x, z: (B, L, di)
+      Var xc = silu(conv1d_causal(parts[0], reshape(conv_w_, {di, c_.d_conv}), conv_b_));
+      auto dbc = split_last(linear(xc, x_proj_), {R, N, N});             // (B, L, R|N|N)
+      Var dt = linear(dbc[0], dt_w_);                                    // (B, L, di)
+      Var y = selective_scan(xc, dt, dt_b_, A_log_, dbc[1], dbc[2], D_);  // (B, L, di)
+      return linear(swiglu(parts[1], y), out_proj_);                     // (B, L, d)
+    };
+    (void)B, (void)L;
+    return checkpoint(inner, xz);
   }
 
   Var forward_inference(const Var& h, int64_t n, MixerState& st) override {

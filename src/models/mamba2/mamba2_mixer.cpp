@@ -47,16 +47,20 @@ class Mamba2Mixer : public Mixer {
   Var forward(const Var& h, int64_t B, int64_t L) override {
     const int64_t di = c_.d_inner(), H = c_.nheads(), P = c_.headdim, G = c_.ngroups,
                   N = c_.d_state, GN = G * N;
-    // z, xBC and dt from row blocks of in_proj: separate outputs, no split copies.
-    Var z = linear(h, rows(in_proj_, 0, di));                          // (B, L, di)
-    Var xbc_in = linear(h, rows(in_proj_, di, 2 * di + 2 * GN));       // (B, L, di + 2GN)
-    Var dt = linear(h, rows(in_proj_, 2 * di + 2 * GN, 2 * di + 2 * GN + H));  // (B, L, H)
-    Var xbc = silu(conv1d_causal(xbc_in, reshape(conv_w_, {di + 2 * GN, c_.d_conv}), conv_b_));
-    auto xs = split_last(xbc, {di, GN, GN});  // x (B, L, di), B, C (B, L, G*N)
-    Var y = ssd(reshape(xs[0], {B, L, H, P}), dt, dt_bias_, A_log_,
-                reshape(xs[1], {B, L, G, N}), reshape(xs[2], {B, L, G, N}), D_, c_.chunk_size);
-    y = gated_rmsnorm(reshape(y, {B, L, di}), z, norm_w_, G, static_cast<float>(c_.norm_eps));
-    return linear(y, out_proj_);  // (B, L, d)
+    Var zxd = linear(h, in_proj_);  // (B, L, 2*di + 2*G*N + H): z, xBC, dt
+    // Conv, SSD, the gated norm and out_proj are recomputed in the backward: only the
+    // in_proj output and the block output are stored (see the Mamba-1 mixer).
+    auto inner = [this, B, L, di, H, P, G, N, GN](const Var& zxd_in) {
+      auto parts = split_last(zxd_in, {di, di + 2 * GN, H});
+      Var xbc = silu(conv1d_causal(parts[1], reshape(conv_w_, {di + 2 * GN, c_.d_conv}), conv_b_));
+      auto xs = split_last(xbc, {di, GN, GN});  // x (B, L, di), B, C (B, L, G*N)
+      Var y = ssd(reshape(xs[0], {B, L, H, P}), parts[2], dt_bias_, A_log_,
+                  reshape(xs[1], {B, L, G, N}), reshape(xs[2], {B, L, G, N}), D_, c_.chunk_size);
+      y = gated_rmsnorm(reshape(y, {B, L, di}), parts[0], norm_w_, G,
+                        static_cast<float>(c_.norm_eps));  // (B, L, di)
+      return linear(y, out_proj_);                         // (B, L, d)
+    };
+    return checkpoint(inner, zxd);
   }
 
   Var forward_inference(const Var& h, int64_t n, MixerState& st) override {

@@ -81,19 +81,31 @@ class RetNetModel : public LanguageModel {
 
   // Retention over (B, T) tokens at absolute positions pos0.. . With a state (inference)
   // the chunkwise or step kernels continue it; without (training) the autograd op runs.
+  // q, k, v and g come from one matrix product; in training everything after it is
+  // recomputed in the backward, so a layer stores that product and its output only.
   Var mixer(const RetNetLayer& L, const Var& h, int64_t B, int64_t T, int64_t pos0,
             Tensor* state) const {
+    Var qkvg = linear(h, concat_rows({L.wq, L.wk, L.wv, L.wg}));  // (B, T, 2Kd + 2Vd)
+    auto rest = [this, &L, B, T, pos0, state](const Var& in) {
+      return mixer_after_projection(L, in, B, T, pos0, state);
+    };
+    return state ? rest(qkvg) : checkpoint(rest, qkvg);
+  }
+
+  Var mixer_after_projection(const RetNetLayer& L, const Var& qkvg, int64_t B, int64_t T,
+                             int64_t pos0, Tensor* state) const {
     const int64_t H = c_.num_heads, dk = c_.head_k(), dv = c_.head_v();
     const bool fla = c_.variant == RetentionVariant::Fla;
-    cpu::RopeStyle rs{static_cast<float>(c_.rope_theta), !fla, !fla};
+    auto parts = split_last(qkvg, {c_.key_dim(), c_.key_dim(), c_.value_dim(), c_.value_dim()});
     const float kscale = 1.0f / std::sqrt(static_cast<float>(dk));
-    Var q = reshape(linear(h, L.wq), {B, T, H, dk});  // (B, T, H, dk)
-    Var k = reshape(linear(h, L.wk), {B, T, H, dk});
+    cpu::RopeStyle rs{static_cast<float>(c_.rope_theta), !fla, !fla};
+    Var q = reshape(parts[0], {B, T, H, dk});  // (B, T, H, dk)
+    Var k = reshape(parts[1], {B, T, H, dk});
     if (fla) q = scale(q, kscale); else k = scale(k, kscale);
     q = rope(q, pos0, rs);
     k = rope(k, pos0, rs);
-    Var v = reshape(linear(h, L.wv), {B, T, H, dv});  // (B, T, H, dv)
-    Var o;                                            // (B, T, H, dv)
+    Var v = reshape(parts[2], {B, T, H, dv});  // (B, T, H, dv)
+    Var o;                                     // (B, T, H, dv)
     if (!state) {
       const cpu::RetForm form =
           c_.parallel_training && !fla ? cpu::RetForm::Parallel : cpu::RetForm::Chunkwise;
@@ -113,8 +125,7 @@ class RetNetModel : public LanguageModel {
     // fla's retention is un-normalised: undo the kernel's 1/sqrt(rowsum) per row.
     if (fla) o = scale_rows(o, row_factors(B, T, pos0));
     o = rmsnorm(o, L.head_norm, static_cast<float>(c_.head_norm_eps));  // per head
-    Var g = linear(h, L.wg);                                              // (B, T, Vd)
-    return linear(swiglu(g, reshape(o, {B, T, c_.value_dim()})), L.wo);   // (B, T, d)
+    return linear(swiglu(parts[3], reshape(o, {B, T, c_.value_dim()})), L.wo);  // (B, T, d)
   }
 
   // sqrt(sum_{m<=n} gamma^(n-m)) for every (b, t, h): (B, T, H).
