@@ -85,11 +85,30 @@ class RetNetModel : public LanguageModel {
   // recomputed in the backward, so a layer stores that product and its output only.
   Var mixer(const RetNetLayer& L, const Var& h, int64_t B, int64_t T, int64_t pos0,
             Tensor* state) const {
+    if (state) return mixer_after_projection(L, project_inference(L, h, B * T), B, T, pos0, state);
     Var qkvg = linear(h, concat_rows({L.wq, L.wk, L.wv, L.wg}));  // (B, T, 2Kd + 2Vd)
-    auto rest = [this, &L, B, T, pos0, state](const Var& in) {
-      return mixer_after_projection(L, in, B, T, pos0, state);
+    auto rest = [this, &L, B, T, pos0](const Var& in) {
+      return mixer_after_projection(L, in, B, T, pos0, nullptr);
     };
-    return state ? rest(qkvg) : checkpoint(rest, qkvg);
+    return checkpoint(rest, qkvg);
+  }
+
+  // The same (rows, 2Kd + 2Vd) product for inference, written projection by projection into
+  // one buffer, so the weights are not copied into a concatenation on every token.
+  Var project_inference(const RetNetLayer& L, const Var& h, int64_t rows) const {
+    const int64_t d = c_.hidden_size, total = 2 * c_.key_dim() + 2 * c_.value_dim();
+    Tensor out = Tensor::empty({rows, total});  // (rows, 2Kd + 2Vd)
+    int64_t off = 0;
+    for (const Var* w : {&L.wq, &L.wk, &L.wv, &L.wg}) {
+      const int64_t n = w->shape()[0];
+      if (rows == 1)
+        cpu::linear_fwd(1, n, d, h.data(), w->data(), 0.0f, out.data() + off);
+      else
+        cpu::gemm(false, true, rows, n, d, 1.0f, h.data(), d, w->data(), d, 0.0f, out.data() + off,
+                  total);
+      off += n;
+    }
+    return Var(out.view({h.shape()[0], h.shape()[1], total}));
   }
 
   Var mixer_after_projection(const RetNetLayer& L, const Var& qkvg, int64_t B, int64_t T,
