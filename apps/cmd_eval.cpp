@@ -68,7 +68,9 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--tokens", a->tokens_file, "File of whitespace-separated token ids");
   cmd->add_option("--logprobs", a->logprobs_file,
                   "Write log p(token i+1 | tokens 0..i) per line to this file");
-  cmd->add_option("--context", a->context, "Window length (0 = min(model maximum, 2048)); recurrent models carry state across windows");
+  cmd->add_option(
+      "--context", a->context,
+      "Window length (0 = min(model maximum, 2048)); recurrent models carry state across windows");
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)");
   cmd->callback([a] { run_eval(*a); });
 }

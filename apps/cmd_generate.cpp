@@ -28,7 +28,8 @@ void run_generate(GenArgs& a) {
   auto model = load_model(a.model_dir);
   // Token ids in and out need no tokenizer, so any model directory works that way.
   std::unique_ptr<Tokenizer> tok;
-  if (a.tokens_file.empty() || !a.print_ids) tok = load_tokenizer(resolve_checkpoint_dir(a.model_dir));
+  if (a.tokens_file.empty() || !a.print_ids)
+    tok = load_tokenizer(resolve_checkpoint_dir(a.model_dir));
   std::vector<int32_t> prompt;
   if (!a.tokens_file.empty()) {
     prompt = read_token_file(a.tokens_file);
@@ -36,8 +37,9 @@ void run_generate(GenArgs& a) {
     prompt = tok->encode(a.prompt);  // appended to the saved state: no BOS
   } else {
     // No prompt: start from a line break (byte and BPE models) or just BOS (SentencePiece).
-    prompt = a.prompt.empty() && tok->name() == "sentencepiece" ? tok->encode_prompt("")
-             : tok->encode_prompt(a.prompt.empty() ? "\n" : a.prompt);
+    prompt = a.prompt.empty() && tok->name() == "sentencepiece"
+                 ? tok->encode_prompt("")
+                 : tok->encode_prompt(a.prompt.empty() ? "\n" : a.prompt);
   }
   for (int32_t id : prompt)
     PF_CHECK(id >= 0 && id < model->vocab_size(), "prompt token ", id,

@@ -61,8 +61,7 @@ void run_train(TrainArgs& a) {
     model = create_model(a.model.config(), a.opt.seed);
   }
   if (a.opt.steps <= 0) a.opt.steps = 1000;
-  {
-  }
+  {}
   std::unique_ptr<Tokenizer> tok =
       source_dir.empty() ? std::make_unique<ByteTokenizer>() : load_tokenizer(source_dir);
   PF_CHECK(model->vocab_size() >= tok->vocab_size(), "model vocabulary ", model->vocab_size(),
@@ -80,7 +79,8 @@ void run_train(TrainArgs& a) {
   Trainer trainer(*model, corpus, a.opt);
   if (!a.resume.empty()) {
     trainer.resume_from(a.resume);
-    std::printf("resumed from %s at step %ld\n", a.resume.c_str(), static_cast<long>(trainer.step()));
+    std::printf("resumed from %s at step %ld\n", a.resume.c_str(),
+                static_cast<long>(trainer.step()));
   }
   TrainResult r = trainer.run();
   std::printf("done: %ld steps in %.1f s, %.0f tokens/s, validation %.4f bits per byte\n",

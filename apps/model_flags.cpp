@@ -6,7 +6,8 @@
 namespace pf::cli {
 
 void ModelFlags::add_to(CLI::App& cmd) {
-  cmd.add_option("--arch", arch, "Architecture: transformer | mamba | mamba2 | retnet")->capture_default_str();
+  cmd.add_option("--arch", arch, "Architecture: transformer | mamba | mamba2 | retnet")
+      ->capture_default_str();
   cmd.add_option("--d-model", d_model, "Model width")->capture_default_str();
   cmd.add_option("--layers", layers, "Number of blocks")->capture_default_str();
   cmd.add_option("--heads", heads, "Attention heads")->capture_default_str();
@@ -43,11 +44,15 @@ nlohmann::json ModelFlags::config() const {
             {"retention_chunk", chunk > 0 ? chunk : 64}};
   }
   if (mt == "mamba" || mt == "mamba2") {
-    nlohmann::json j = {{"model_type", mt},          {"hidden_size", d_model},
-                        {"num_hidden_layers", layers}, {"vocab_size", vocab},
+    nlohmann::json j = {{"model_type", mt},
+                        {"hidden_size", d_model},
+                        {"num_hidden_layers", layers},
+                        {"vocab_size", vocab},
                         {"state_size", d_state > 0 ? d_state : (mt == "mamba" ? 16 : 128)},
-                        {"conv_kernel", d_conv},      {"expand", expand},
-                        {"tie_word_embeddings", !untied}, {"layer_norm_epsilon", 1e-5}};
+                        {"conv_kernel", d_conv},
+                        {"expand", expand},
+                        {"tie_word_embeddings", !untied},
+                        {"layer_norm_epsilon", 1e-5}};
     if (mt == "mamba2") {
       j["head_dim"] = headdim;
       j["n_groups"] = ngroups;

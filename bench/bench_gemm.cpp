@@ -12,8 +12,11 @@ int main(int argc, char** argv) {
   nlohmann::json out = {{"benchmark", "gemm_f32"}, {"threads", pf::num_threads()}};
   double best = 0;
   for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1024, 1024, 1024},
-                         {2048, 2048, 2048}, {4096, 384, 384}, {4096, 1024, 384},
-                         {512, 768, 768}, {512, 3072, 768}}) {
+                         {2048, 2048, 2048},
+                         {4096, 384, 384},
+                         {4096, 1024, 384},
+                         {512, 768, 768},
+                         {512, 3072, 768}}) {
     const double g = pf::bench::gemm_gflops(M, N, K);
     best = std::max(best, g);
     out["shapes"].push_back({{"M", M}, {"N", N}, {"K", K}, {"gflops", g}});

@@ -22,24 +22,34 @@ namespace {
 
 json preset(const std::string& name) {
   auto llama = [](int64_t d, int64_t f, int64_t l, int64_t h, int64_t v, bool tied) {
-    return json{{"model_type", "llama"}, {"hidden_size", d}, {"intermediate_size", f},
-                {"num_hidden_layers", l}, {"num_attention_heads", h}, {"num_key_value_heads", h},
-                {"vocab_size", v}, {"max_position_embeddings", 16384}, {"tie_word_embeddings", tied}};
+    return json{{"model_type", "llama"},
+                {"hidden_size", d},
+                {"intermediate_size", f},
+                {"num_hidden_layers", l},
+                {"num_attention_heads", h},
+                {"num_key_value_heads", h},
+                {"vocab_size", v},
+                {"max_position_embeddings", 16384},
+                {"tie_word_embeddings", tied}};
   };
   auto mamba = [](int version, int64_t d, int64_t l, int64_t v) {
-    json j = {{"model_type", version == 2 ? "mamba2" : "mamba"}, {"hidden_size", d},
-              {"num_hidden_layers", l}, {"vocab_size", v},
-              {"state_size", version == 2 ? 128 : 16}, {"tie_word_embeddings", true}};
+    json j = {{"model_type", version == 2 ? "mamba2" : "mamba"},
+              {"hidden_size", d},
+              {"num_hidden_layers", l},
+              {"vocab_size", v},
+              {"state_size", version == 2 ? 128 : 16},
+              {"tie_word_embeddings", true}};
     if (version == 2) j.update(json{{"head_dim", 64}, {"n_groups", 1}, {"chunk_size", 256}});
     return j;
   };
-  if (name == "transformer-small") return llama(384, 1024, 6, 6, 256, true);   // 10.7M
-  if (name == "llama125m") return llama(768, 2048, 12, 12, 32000, false);      // 134M
-  if (name == "mamba-small") return mamba(1, 384, 11, 256);                    // ~10M
-  if (name == "mamba2-small") return mamba(2, 384, 10, 256);                   // ~10M
+  if (name == "transformer-small") return llama(384, 1024, 6, 6, 256, true);  // 10.7M
+  if (name == "llama125m") return llama(768, 2048, 12, 12, 32000, false);     // 134M
+  if (name == "mamba-small") return mamba(1, 384, 11, 256);                   // ~10M
+  if (name == "mamba2-small") return mamba(2, 384, 10, 256);                  // ~10M
   if (name == "retnet-small")  // ~10M: value dim 2d, GLU FFN 768
-    return json{{"model_type", "retnet"}, {"hidden_size", 384}, {"num_hidden_layers", 5},
-                {"num_heads", 6}, {"vocab_size", 256}, {"intermediate_size", 768},
+    return json{{"model_type", "retnet"},      {"hidden_size", 384},
+                {"num_hidden_layers", 5},      {"num_heads", 6},
+                {"vocab_size", 256},           {"intermediate_size", 768},
                 {"tie_word_embeddings", true}, {"retention_variant", "torchscale"},
                 {"retention_chunk", 64}};
   if (name == "mamba-130m") return mamba(1, 768, 24, 50280);
@@ -77,7 +87,9 @@ struct Args {
 json bench_one(const std::string& name, const Args& a, double gemm) {
   auto model = pf::create_model(preset(name), 1);
   const int64_t V = model->vocab_size();
-  json r = {{"model", name}, {"arch", model->arch()}, {"params", model->num_params()},
+  json r = {{"model", name},
+            {"arch", model->arch()},
+            {"params", model->num_params()},
             {"recompute", a.recompute}};
   std::fprintf(stderr, "%s (%s): %.2fM params\n", name.c_str(), model->arch().c_str(),
                model->num_params() / 1e6);
@@ -111,8 +123,11 @@ json bench_one(const std::string& name, const Args& a, double gemm) {
     const double tps = a.batch * a.train_seq * a.train_steps / t.seconds();
     // Training FLOPs = 3 x forward (forward + backward).
     const double flops = 3.0 * model->flops_per_token(a.train_seq) * tps;
-    r["train"] = {{"batch", a.batch}, {"seq", a.train_seq}, {"tokens_per_s", tps},
-                  {"model_gflops", flops / 1e9}, {"fraction_of_gemm", flops / 1e9 / gemm}};
+    r["train"] = {{"batch", a.batch},
+                  {"seq", a.train_seq},
+                  {"tokens_per_s", tps},
+                  {"model_gflops", flops / 1e9},
+                  {"fraction_of_gemm", flops / 1e9 / gemm}};
     std::fprintf(stderr, "  train seq %ld: %.0f tok/s, %.1f GFLOP/s = %.1f%% of GEMM\n",
                  static_cast<long>(a.train_seq), tps, flops / 1e9, 100 * flops / 1e9 / gemm);
   }
@@ -124,14 +139,16 @@ json bench_one(const std::string& name, const Args& a, double gemm) {
     pf::Timer t;
     train_step(adam, a.memory_batch, a.memory_seq, 99);
     const long kib = peak_rss_kib();
-    r["train_memory"] = {{"batch", a.memory_batch}, {"seq", a.memory_seq},
-                         {"peak_rss_mib", kib / 1024.0}, {"step_seconds", t.seconds()}};
+    r["train_memory"] = {{"batch", a.memory_batch},
+                         {"seq", a.memory_seq},
+                         {"peak_rss_mib", kib / 1024.0},
+                         {"step_seconds", t.seconds()}};
     std::fprintf(stderr, "  train step at seq %ld, batch %ld: peak RSS %.0f MiB\n",
                  static_cast<long>(a.memory_seq), static_cast<long>(a.memory_batch), kib / 1024.0);
   }
   if (!a.skip_infer) {
-    std::vector<int64_t> lengths = a.prefill_lengths.empty() ? std::vector<int64_t>{a.prefill}
-                                                             : a.prefill_lengths;
+    std::vector<int64_t> lengths =
+        a.prefill_lengths.empty() ? std::vector<int64_t>{a.prefill} : a.prefill_lengths;
     for (int64_t L : lengths) {
       auto toks = random_tokens(L, V, 99);
       auto session = model->new_session(L + a.decode + 1);
@@ -185,8 +202,11 @@ json bench_one(const std::string& name, const Args& a, double gemm) {
     const double dec = t.seconds();
     // Decode streams every weight once per token: the memory rate that implies.
     const double gbps = 4.0 * model->num_params() * a.decode / dec / 1e9;
-    r["decode"] = {{"context", a.prefill}, {"tokens", a.decode}, {"ms_per_token", 1000 * dec / a.decode},
-                   {"tokens_per_s", a.decode / dec}, {"weight_stream_gb_per_s", gbps}};
+    r["decode"] = {{"context", a.prefill},
+                   {"tokens", a.decode},
+                   {"ms_per_token", 1000 * dec / a.decode},
+                   {"tokens_per_s", a.decode / dec},
+                   {"weight_stream_gb_per_s", gbps}};
     std::fprintf(stderr, "  decode after %ld: %.2f ms/token (%.1f tok/s, weights at %.1f GB/s)\n",
                  static_cast<long>(a.prefill), 1000 * dec / a.decode, a.decode / dec, gbps);
   }
@@ -206,9 +226,11 @@ int main(int argc, char** argv) {
   app.add_option("--batch", a.batch)->capture_default_str();
   app.add_option("--train-seq", a.train_seq)->capture_default_str();
   app.add_option("--train-steps", a.train_steps, "Timed training steps")->capture_default_str();
-  app.add_option("--memory-seq", a.memory_seq, "Also measure peak memory of a batch-1 step (0 = skip)");
+  app.add_option("--memory-seq", a.memory_seq,
+                 "Also measure peak memory of a batch-1 step (0 = skip)");
   app.add_option("--prefill", a.prefill, "Prompt tokens before decoding")->capture_default_str();
-  app.add_option("--prefill-lengths", a.prefill_lengths, "Prefill lengths to time (default: --prefill)")
+  app.add_option("--prefill-lengths", a.prefill_lengths,
+                 "Prefill lengths to time (default: --prefill)")
       ->delimiter(',');
   app.add_option("--decode", a.decode, "Decoded tokens")->capture_default_str();
   app.add_option("--decode-contexts", a.decode_contexts, "Also time decoding after these contexts")
@@ -234,14 +256,14 @@ int main(int argc, char** argv) {
   for (auto& m : res["models"]) {
     json ratio;
     if (m.contains("train") && base.contains("train"))
-      ratio["train_tokens_per_s"] = m["train"]["tokens_per_s"].get<double>() /
-                                    base["train"]["tokens_per_s"].get<double>();
+      ratio["train_tokens_per_s"] =
+          m["train"]["tokens_per_s"].get<double>() / base["train"]["tokens_per_s"].get<double>();
     if (m.contains("train_memory") && base.contains("train_memory"))
       ratio["train_peak_memory"] = m["train_memory"]["peak_rss_mib"].get<double>() /
                                    base["train_memory"]["peak_rss_mib"].get<double>();
     if (m.contains("decode") && base.contains("decode"))
-      ratio["decode_tokens_per_s"] = m["decode"]["tokens_per_s"].get<double>() /
-                                     base["decode"]["tokens_per_s"].get<double>();
+      ratio["decode_tokens_per_s"] =
+          m["decode"]["tokens_per_s"].get<double>() / base["decode"]["tokens_per_s"].get<double>();
     m["vs_baseline"] = ratio;
   }
   std::printf("%s\n", res.dump(2).c_str());

@@ -107,7 +107,8 @@ Var reshape(const Var& x, const Shape& shape) {
 }
 
 Var rows(const Var& x, int64_t begin, int64_t end) {
-  PF_CHECK(x.value().dim() == 2 && x.value().is_contiguous(), "rows: expects a contiguous 2-D tensor");
+  PF_CHECK(x.value().dim() == 2 && x.value().is_contiguous(),
+           "rows: expects a contiguous 2-D tensor");
   Var y(x.value().slice(0, begin, end));
   if (needs_grad({&x})) {
     y.set_requires_grad(true);
@@ -255,8 +256,7 @@ Var unary(const Var& x, Fwd fwd, Bwd bwd) {
   fwd(n, x.data(), y.data());
   if (needs_grad({&x})) {
     y.set_requires_grad(true);
-    Tape::active()->record(
-        [x, y, n, bwd] { bwd(n, x.data(), y.grad().data(), x.grad().data()); });
+    Tape::active()->record([x, y, n, bwd] { bwd(n, x.data(), y.grad().data(), x.grad().data()); });
   }
   return y;
 }
@@ -300,8 +300,7 @@ Var rmsnorm(const Var& x, const Var& w, float eps) {
   const int64_t D = x.shape().back(), rows = x.value().numel() / D;
   Var y = make_out(x.shape());
   Tensor rstd = Tensor::empty({rows});
-  cpu::rmsnorm_fwd(rows, D, eps, x.data(), w.defined() ? w.data() : nullptr, y.data(),
-                   rstd.data());
+  cpu::rmsnorm_fwd(rows, D, eps, x.data(), w.defined() ? w.data() : nullptr, y.data(), rstd.data());
   if (needs_grad({&x, &w})) {
     y.set_requires_grad(true);
     Tape::active()->record([x, w, y, rstd, rows, D] {
@@ -403,8 +402,7 @@ Var attention(const Var& q, const Var& k, const Var& v) {
   check_same(k, v, "attention");
   PF_CHECK(q.value().dim() == 4 && k.value().dim() == 4 && q.shape()[0] == k.shape()[0] &&
                q.shape()[1] == k.shape()[1] && q.shape()[3] == k.shape()[3],
-           "attention: q ", shape_str(q.shape()), " and k ", shape_str(k.shape()),
-           " do not match");
+           "attention: q ", shape_str(q.shape()), " and k ", shape_str(k.shape()), " do not match");
   const int64_t B = q.shape()[0], T = q.shape()[1], H = q.shape()[2], hd = q.shape()[3];
   const int64_t KV = k.shape()[2];
   cpu::AttnShape s = cpu::attn_shape(B, T, T, H, KV, hd, 0);

@@ -30,7 +30,7 @@ template <typename... Args>
 }  // namespace pf
 
 // PF_CHECK(cond, "message parts", ...) throws pf::Error when cond is false.
-#define PF_CHECK(cond, ...)                  \
-  do {                                       \
-    if (!(cond)) ::pf::fail(__VA_ARGS__);    \
+#define PF_CHECK(cond, ...)               \
+  do {                                    \
+    if (!(cond)) ::pf::fail(__VA_ARGS__); \
   } while (0)

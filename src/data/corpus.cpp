@@ -71,9 +71,7 @@ Batch Corpus::train_batch(int64_t B, int64_t T, uint64_t seed, uint64_t step) co
   return b;
 }
 
-int64_t Corpus::num_val_batches(int64_t B, int64_t T) const {
-  return (val_tokens() - 1) / (B * T);
-}
+int64_t Corpus::num_val_batches(int64_t B, int64_t T) const { return (val_tokens() - 1) / (B * T); }
 
 Batch Corpus::val_batch(int64_t B, int64_t T, int64_t index) const {
   PF_CHECK(index < num_val_batches(B, T), "validation split too small for batch ", index);

@@ -23,8 +23,7 @@ class Corpus {
  public:
   // The last val_fraction of the tokens is the validation split.
   Corpus(std::vector<int32_t> tokens, int64_t text_bytes, double val_fraction);
-  static Corpus from_text_file(const std::string& path, const Tokenizer& tok,
-                               double val_fraction);
+  static Corpus from_text_file(const std::string& path, const Tokenizer& tok, double val_fraction);
 
   // B random windows of T+1 tokens from the train split; a pure function of (seed, step).
   Batch train_batch(int64_t B, int64_t T, uint64_t seed, uint64_t step) const;

@@ -26,7 +26,8 @@ std::vector<int32_t> generate(InferenceSession& session, const std::vector<int32
     const int32_t tok = sample_token(logits.data(), V, opt.sampling, rng);
     out.push_back(tok);
     if (on_token) on_token(tok);
-    const bool stop = std::find(opt.stop_ids.begin(), opt.stop_ids.end(), tok) != opt.stop_ids.end();
+    const bool stop =
+        std::find(opt.stop_ids.begin(), opt.stop_ids.end(), tok) != opt.stop_ids.end();
     const bool last = i + 1 == opt.max_new || stop || session.position() >= session.capacity();
     if (last && !opt.feed_last) break;
     if (session.position() >= session.capacity()) break;

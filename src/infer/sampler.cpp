@@ -12,7 +12,8 @@ namespace pf {
 int32_t sample_token(const float* logits, int64_t V, const SamplingOptions& opt, Rng& rng) {
   PF_CHECK(opt.temperature >= 0.0f, "temperature must be >= 0");
   PF_CHECK(opt.top_p > 0.0f && opt.top_p <= 1.0f, "top-p must be in (0, 1]");
-  if (opt.temperature == 0.0f) return static_cast<int32_t>(std::max_element(logits, logits + V) - logits);
+  if (opt.temperature == 0.0f)
+    return static_cast<int32_t>(std::max_element(logits, logits + V) - logits);
   std::vector<int32_t> idx(V);
   std::iota(idx.begin(), idx.end(), 0);
   int64_t keep = V;
@@ -23,7 +24,8 @@ int32_t sample_token(const float* logits, int64_t V, const SamplingOptions& opt,
   std::vector<double> p(keep);
   const double mx = logits[idx[0]];
   double z = 0.0;
-  for (int64_t i = 0; i < keep; ++i) z += (p[i] = std::exp((logits[idx[i]] - mx) / opt.temperature));
+  for (int64_t i = 0; i < keep; ++i)
+    z += (p[i] = std::exp((logits[idx[i]] - mx) / opt.temperature));
   if (opt.top_p < 1.0f) {
     double cum = 0.0;
     int64_t cut = keep;

@@ -26,8 +26,8 @@ WeightFiles::WeightFiles(const std::string& dir) : dir_(dir) {
     PF_CHECK(file.is_string(), index.string(), ": weight_map entry for '", name,
              "' is not a file name");
     const std::string f = file.get<std::string>();
-    PF_CHECK(f.find('/') == std::string::npos && f.find("..") == std::string::npos,
-             index.string(), ": shard name '", f, "' must be a plain file name");
+    PF_CHECK(f.find('/') == std::string::npos && f.find("..") == std::string::npos, index.string(),
+             ": shard name '", f, "' must be a plain file name");
     auto [it, fresh] = file_index.emplace(f, files_.size());
     if (fresh) files_.push_back(std::make_unique<SafetensorsFile>((fs::path(dir) / f).string()));
     shard_of_[name] = it->second;
@@ -94,9 +94,8 @@ void write_dir_atomic(const std::string& dir, const std::function<void(const std
 void write_model_files(const std::string& dir, LanguageModel& m) {
   write_file_atomic((fs::path(dir) / "config.json").string(), m.config_json().dump(2) + "\n");
   std::vector<std::pair<std::string, Tensor>> tensors;
-  m.visit_params([&](const std::string& name, Var& p, ParamKind) {
-    tensors.emplace_back(name, p.value());
-  });
+  m.visit_params(
+      [&](const std::string& name, Var& p, ParamKind) { tensors.emplace_back(name, p.value()); });
   write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
 }
 

@@ -4,10 +4,10 @@
 #pragma once
 #include <functional>
 #include <map>
-#include <vector>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "io/safetensors.h"
 #include "models/lm.h"

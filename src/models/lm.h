@@ -43,7 +43,7 @@ class InferenceSession {
 };
 
 struct ForwardOptions {
-  float dropout = 0.0f;      // training-time dropout on residual branches
+  float dropout = 0.0f;       // training-time dropout on residual branches
   uint64_t dropout_seed = 0;  // varies per step so masks differ
   bool recompute = false;     // keep only block inputs; recompute blocks in the backward
 };
@@ -72,8 +72,8 @@ class LanguageModel {
   int64_t num_params();
 };
 
-using ModelFactory = std::function<std::unique_ptr<LanguageModel>(const nlohmann::json& config,
-                                                                  uint64_t seed)>;
+using ModelFactory =
+    std::function<std::unique_ptr<LanguageModel>(const nlohmann::json& config, uint64_t seed)>;
 
 // Registers an architecture under `arch` (CLI name) and the config "model_type" it reads.
 void register_arch(const std::string& arch, const std::string& model_type, ModelFactory f);

@@ -9,6 +9,8 @@ Var normal_param(const Shape& shape, float std, Rng& rng) {
   return Var(t, true);
 }
 
-Var constant_param(const Shape& shape, float value) { return Var(Tensor::full(shape, value), true); }
+Var constant_param(const Shape& shape, float value) {
+  return Var(Tensor::full(shape, value), true);
+}
 
 }  // namespace pf

@@ -12,9 +12,12 @@ namespace pf {
 
 const char* dtype_name(DType d) {
   switch (d) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
   }
   return "?";
 }
@@ -85,8 +88,8 @@ Tensor Tensor::full(const Shape& shape, float value) {
 }
 
 Tensor Tensor::from(const Shape& shape, const std::vector<float>& values) {
-  PF_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "Tensor::from: ",
-           values.size(), " values for shape ", shape_str(shape));
+  PF_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape),
+           "Tensor::from: ", values.size(), " values for shape ", shape_str(shape));
   Tensor t = empty(shape);
   std::memcpy(t.data(), values.data(), values.size() * sizeof(float));
   return t;

@@ -101,8 +101,8 @@ double Trainer::train_step() {
 double Trainer::evaluate_bpb(int64_t max_batches) {
   NoGradScope no_grad;
   const int64_t n = std::min(max_batches, corpus_.num_val_batches(opt_.batch, opt_.seq));
-  PF_CHECK(n > 0, "validation split (", corpus_.val_tokens(), " tokens) is too small for one batch of ",
-           opt_.batch, " x ", opt_.seq);
+  PF_CHECK(n > 0, "validation split (", corpus_.val_tokens(),
+           " tokens) is too small for one batch of ", opt_.batch, " x ", opt_.seq);
   double total = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     Batch b = corpus_.val_batch(opt_.batch, opt_.seq, i);
@@ -116,7 +116,8 @@ namespace {
 std::string format_eta(double s) {
   char buf[32];
   const int64_t t = static_cast<int64_t>(s + 0.5);
-  std::snprintf(buf, sizeof buf, "%ldm%02lds", static_cast<long>(t / 60), static_cast<long>(t % 60));
+  std::snprintf(buf, sizeof buf, "%ldm%02lds", static_cast<long>(t / 60),
+                static_cast<long>(t % 60));
   return buf;
 }
 }  // namespace

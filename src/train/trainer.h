@@ -17,14 +17,14 @@ namespace pf {
 struct TrainOptions {
   int64_t batch = 16, seq = 256, steps = 1000, accum = 1, warmup = 50;
   double lr = 1e-3, min_lr_ratio = 0.1, clip = 1.0;
-  double time_limit = 0;  // seconds; 0 = no limit. Stops early and checkpoints.
+  double time_limit = 0;     // seconds; 0 = no limit. Stops early and checkpoints.
   int64_t stop_at_step = 0;  // stop (and checkpoint) once this step is reached; 0 = off
   AdamWConfig adam;
   float dropout = 0.0f;
   bool recompute = false;  // activation recomputation per block: less memory, ~1/3 more compute
   int64_t eval_every = 100, eval_batches = 16, log_every = 10, save_every = 0;
   uint64_t seed = 1;
-  std::string out_dir;  // where checkpoints go; empty = none
+  std::string out_dir;                   // where checkpoints go; empty = none
   std::vector<std::string> extra_files;  // copied into every checkpoint (tokenizer files)
   bool quiet = false;
 

@@ -10,11 +10,11 @@
 namespace pf::test {
 
 inline nlohmann::json tiny_llama_config(int64_t kv_heads = 2, bool tied = true) {
-  return {{"model_type", "llama"},        {"hidden_size", 32},
-          {"intermediate_size", 48},      {"num_hidden_layers", 2},
-          {"num_attention_heads", 4},     {"num_key_value_heads", kv_heads},
-          {"vocab_size", 256},            {"max_position_embeddings", 128},
-          {"rms_norm_eps", 1e-5},         {"rope_theta", 10000.0},
+  return {{"model_type", "llama"},      {"hidden_size", 32},
+          {"intermediate_size", 48},    {"num_hidden_layers", 2},
+          {"num_attention_heads", 4},   {"num_key_value_heads", kv_heads},
+          {"vocab_size", 256},          {"max_position_embeddings", 128},
+          {"rms_norm_eps", 1e-5},       {"rope_theta", 10000.0},
           {"tie_word_embeddings", tied}};
 }
 

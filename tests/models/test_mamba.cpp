@@ -146,17 +146,21 @@ float rounded(float v, DType dt) {
 // state-spaces layout: no model_type, d_model/n_layer/ssm_cfg, padded vocabulary.
 nlohmann::json state_spaces_config(int version) {
   nlohmann::json ssm = {{"d_state", 8}};
-  if (version == 2) ssm = {{"layer", "Mamba2"}, {"d_state", 16}, {"headdim", 16}, {"chunk_size", 8}};
-  return {{"d_model", 32},        {"n_layer", 2},          {"vocab_size", 250},
-          {"ssm_cfg", ssm},       {"rms_norm", true},      {"residual_in_fp32", true},
-          {"fused_add_norm", true}, {"pad_vocab_size_multiple", 8}, {"tie_embeddings", true}};
+  if (version == 2)
+    ssm = {{"layer", "Mamba2"}, {"d_state", 16}, {"headdim", 16}, {"chunk_size", 8}};
+  return {{"d_model", 32},          {"n_layer", 2},
+          {"vocab_size", 250},      {"ssm_cfg", ssm},
+          {"rms_norm", true},       {"residual_in_fp32", true},
+          {"fused_add_norm", true}, {"pad_vocab_size_multiple", 8},
+          {"tie_embeddings", true}};
 }
 
 TEST(MambaCheckpoint, BothLayoutsInEveryDtype) {
   for (int version : {1, 2})
     for (bool ss : {true, false})
       for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
-        SCOPED_TRACE(std::string("version ") + std::to_string(version) + (ss ? " state-spaces " : " hf ") + dtype_name(dt));
+        SCOPED_TRACE(std::string("version ") + std::to_string(version) +
+                     (ss ? " state-spaces " : " hf ") + dtype_name(dt));
         nlohmann::json cfg = ss ? state_spaces_config(version) : tiny_mamba(version);
         auto m = create_model(cfg, 11);
         EXPECT_EQ(m->arch(), version == 2 ? "mamba2" : "mamba");
@@ -201,7 +205,8 @@ TEST(MambaCheckpoint, MissingTensorAndWrongShapeAreNamed) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("missing tensor 'backbone.layers.1.mixer.A_log'"),
-              std::string::npos) << e.what();
+              std::string::npos)
+        << e.what();
   }
   nlohmann::json bigger = tiny_mamba(1);
   bigger["state_size"] = 16;  // the file has d_state 8
@@ -211,7 +216,8 @@ TEST(MambaCheckpoint, MissingTensorAndWrongShapeAreNamed) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("x_proj.weight' has shape [18, 64], expected [34, 64]"),
-              std::string::npos) << e.what();
+              std::string::npos)
+        << e.what();
   }
   nlohmann::json broken = tiny_mamba(2);
   broken.erase("hidden_size");

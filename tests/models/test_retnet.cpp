@@ -1,34 +1,39 @@
 // RetNet: parallel = chunkwise = recurrent with head-norm eps 0; the documented gap with
 // eps > 0; prefill + steps = full forward; fla-layout checkpoints in every dtype.
 #include <gtest/gtest.h>
+#include <sentencepiece_trainer.h>
 
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <unordered_map>
 
 #include "autograd/tape.h"
 #include "base/error.h"
-#include "io/checkpoint.h"
-#include "models/lm.h"
-#include "models/model_test_util.h"
 #include "data/corpus.h"
 #include "data/tokenizer.h"
 #include "infer/generate.h"
+#include "io/checkpoint.h"
+#include "models/lm.h"
+#include "models/model_test_util.h"
 #include "tensor/dtype_convert.h"
-
-#include <sentencepiece_trainer.h>
-#include <unordered_map>
 
 namespace pf {
 namespace {
 
 nlohmann::json tiny_retnet(const std::string& variant, double head_eps, bool parallel = false,
                            int64_t chunk = 8) {
-  return {{"model_type", "retnet"}, {"hidden_size", 32}, {"num_hidden_layers", 2},
-          {"num_heads", 2},          {"vocab_size", 256}, {"intermediate_size", 48},
-          {"norm_eps", 1e-5},        {"head_norm_eps", head_eps},
+  return {{"model_type", "retnet"},
+          {"hidden_size", 32},
+          {"num_hidden_layers", 2},
+          {"num_heads", 2},
+          {"vocab_size", 256},
+          {"intermediate_size", 48},
+          {"norm_eps", 1e-5},
+          {"head_norm_eps", head_eps},
           {"tie_word_embeddings", variant == "torchscale"},
-          {"retention_variant", variant}, {"retention_chunk", chunk},
+          {"retention_variant", variant},
+          {"retention_chunk", chunk},
           {"retention_parallel_training", parallel}};
 }
 
@@ -142,13 +147,23 @@ float rounded(float v, DType dt) {
 
 TEST(RetNetCheckpoint, FlaLayoutInEveryDtype) {
   // An fla export: RetNetConfig keys only (no retention_variant), untied head, head-norm weight.
-  nlohmann::json cfg = {{"model_type", "retnet"}, {"hidden_size", 32}, {"num_hidden_layers", 2},
-                        {"num_heads", 2}, {"num_kv_heads", 2}, {"vocab_size", 300},
-                        {"expand_k", 1}, {"expand_v", 2}, {"hidden_ratio", 2},
-                        {"intermediate_size", nullptr}, {"norm_eps", 1e-6},
-                        {"attn_mode", "fused_chunk"}, {"hidden_act", "swish"},
-                        {"use_output_gate", true}, {"elementwise_affine", true},
-                        {"fuse_norm", true}, {"tie_word_embeddings", false}};
+  nlohmann::json cfg = {{"model_type", "retnet"},
+                        {"hidden_size", 32},
+                        {"num_hidden_layers", 2},
+                        {"num_heads", 2},
+                        {"num_kv_heads", 2},
+                        {"vocab_size", 300},
+                        {"expand_k", 1},
+                        {"expand_v", 2},
+                        {"hidden_ratio", 2},
+                        {"intermediate_size", nullptr},
+                        {"norm_eps", 1e-6},
+                        {"attn_mode", "fused_chunk"},
+                        {"hidden_act", "swish"},
+                        {"use_output_gate", true},
+                        {"elementwise_affine", true},
+                        {"fuse_norm", true},
+                        {"tie_word_embeddings", false}};
   auto m = create_model(cfg, 7);
   EXPECT_EQ(m->config_json()["retention_variant"], "fla");
   for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
@@ -183,18 +198,27 @@ TEST(RetNetCheckpoint, FlaLayoutInEveryDtype) {
 
 TEST(RetNetCheckpoint, FlaDirectoryWithSentencePieceTokenizerGenerates) {
   test::TempDir dir;
-  nlohmann::json cfg = {{"model_type", "retnet"}, {"hidden_size", 32}, {"num_hidden_layers", 2},
-                        {"num_heads", 2}, {"vocab_size", 600}, {"tie_word_embeddings", false}};
+  nlohmann::json cfg = {{"model_type", "retnet"}, {"hidden_size", 32},
+                        {"num_hidden_layers", 2}, {"num_heads", 2},
+                        {"vocab_size", 600},      {"tie_word_embeddings", false}};
   auto m = create_model(cfg, 3);
   save_model(dir / "fla", *m);
   // Then a Llama-style SentencePiece model (BPE, byte fallback, BOS 1 / EOS 2) trained here.
   {
     std::ofstream(dir / "corpus.txt") << read_text_file(test::default_corpus()).substr(0, 60000);
     const std::unordered_map<std::string, std::string> args = {
-        {"input", dir / "corpus.txt"}, {"model_prefix", dir / "fla/tokenizer"},
-        {"model_type", "bpe"}, {"vocab_size", "600"}, {"byte_fallback", "true"},
-        {"character_coverage", "1.0"}, {"num_threads", "1"}, {"minloglevel", "2"},
-        {"unk_id", "0"}, {"bos_id", "1"}, {"eos_id", "2"}, {"pad_id", "-1"}};
+        {"input", dir / "corpus.txt"},
+        {"model_prefix", dir / "fla/tokenizer"},
+        {"model_type", "bpe"},
+        {"vocab_size", "600"},
+        {"byte_fallback", "true"},
+        {"character_coverage", "1.0"},
+        {"num_threads", "1"},
+        {"minloglevel", "2"},
+        {"unk_id", "0"},
+        {"bos_id", "1"},
+        {"eos_id", "2"},
+        {"pad_id", "-1"}};
     const auto status = sentencepiece::SentencePieceTrainer::Train(args);
     ASSERT_TRUE(status.ok()) << status.ToString();
   }

@@ -69,8 +69,11 @@ TEST_P(SessionState, RejectsStateOfAnotherModel) {
 }
 
 nlohmann::json tiny_mamba_cfg(int version) {
-  nlohmann::json j = {{"model_type", version == 2 ? "mamba2" : "mamba"}, {"hidden_size", 32},
-                      {"num_hidden_layers", 2}, {"vocab_size", 256}, {"state_size", 8}};
+  nlohmann::json j = {{"model_type", version == 2 ? "mamba2" : "mamba"},
+                      {"hidden_size", 32},
+                      {"num_hidden_layers", 2},
+                      {"vocab_size", 256},
+                      {"state_size", 8}};
   if (version == 2) j["head_dim"] = 16;
   return j;
 }

@@ -16,9 +16,11 @@ namespace pf {
 namespace {
 
 nlohmann::json small_config() {
-  return {{"model_type", "llama"},   {"hidden_size", 128},        {"intermediate_size", 344},
-          {"num_hidden_layers", 3},  {"num_attention_heads", 4},  {"num_key_value_heads", 2},
-          {"vocab_size", 256},       {"max_position_embeddings", 256}, {"tie_word_embeddings", true}};
+  return {{"model_type", "llama"},      {"hidden_size", 128},
+          {"intermediate_size", 344},   {"num_hidden_layers", 3},
+          {"num_attention_heads", 4},   {"num_key_value_heads", 2},
+          {"vocab_size", 256},          {"max_position_embeddings", 256},
+          {"tie_word_embeddings", true}};
 }
 
 struct BudgetCase {
@@ -29,18 +31,28 @@ struct BudgetCase {
 };
 
 nlohmann::json small_mamba(int version) {
-  nlohmann::json j = {{"model_type", version == 2 ? "mamba2" : "mamba"}, {"hidden_size", 128},
-                      {"num_hidden_layers", 3}, {"vocab_size", 256},
-                      {"state_size", version == 2 ? 32 : 16}, {"tie_word_embeddings", true}};
+  nlohmann::json j = {{"model_type", version == 2 ? "mamba2" : "mamba"},
+                      {"hidden_size", 128},
+                      {"num_hidden_layers", 3},
+                      {"vocab_size", 256},
+                      {"state_size", version == 2 ? 32 : 16},
+                      {"tie_word_embeddings", true}};
   if (version == 2) j.update(nlohmann::json{{"head_dim", 32}, {"chunk_size", 64}});
   return j;
 }
 
 nlohmann::json small_retnet() {
-  return {{"model_type", "retnet"}, {"hidden_size", 128}, {"num_hidden_layers", 3},
-          {"num_heads", 4}, {"vocab_size", 256}, {"intermediate_size", 256},
-          {"norm_eps", 1e-5}, {"head_norm_eps", 1e-5}, {"tie_word_embeddings", true},
-          {"retention_variant", "torchscale"}, {"retention_chunk", 64}};
+  return {{"model_type", "retnet"},
+          {"hidden_size", 128},
+          {"num_hidden_layers", 3},
+          {"num_heads", 4},
+          {"vocab_size", 256},
+          {"intermediate_size", 256},
+          {"norm_eps", 1e-5},
+          {"head_norm_eps", 1e-5},
+          {"tie_word_embeddings", true},
+          {"retention_variant", "torchscale"},
+          {"retention_chunk", 64}};
 }
 
 class DefaultCorpus : public ::testing::TestWithParam<BudgetCase> {};
@@ -63,13 +75,12 @@ TEST_P(DefaultCorpus, BelowThreeBitsPerByteWithinTheStepBudget) {
               static_cast<long>(c.step_budget));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Archs, DefaultCorpus,
-    ::testing::Values(BudgetCase{"transformer", small_config(), 250, 3e-3},
-                      BudgetCase{"mamba", small_mamba(1), 250, 3e-3},
-                      BudgetCase{"mamba2", small_mamba(2), 250, 3e-3},
-                      BudgetCase{"retnet", small_retnet(), 250, 3e-3}),
-    [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Archs, DefaultCorpus,
+                         ::testing::Values(BudgetCase{"transformer", small_config(), 250, 3e-3},
+                                           BudgetCase{"mamba", small_mamba(1), 250, 3e-3},
+                                           BudgetCase{"mamba2", small_mamba(2), 250, 3e-3},
+                                           BudgetCase{"retnet", small_retnet(), 250, 3e-3}),
+                         [](const auto& info) { return info.param.name; });
 
 TEST(Training, ResumeGivesTheSameLossesAsAnUninterruptedRun) {
   ByteTokenizer tok;
@@ -116,7 +127,8 @@ TEST(Training, FineTuningASavedModelLowersItsLossOnNewText) {
     save_model(dir / "base", *base);
   }
   std::string text;
-  for (int i = 0; i < 400; ++i) text += "The quick brown fox jumps over the lazy dog " + std::to_string(i) + ".\n";
+  for (int i = 0; i < 400; ++i)
+    text += "The quick brown fox jumps over the lazy dog " + std::to_string(i) + ".\n";
   ByteTokenizer tok;
   Corpus corpus(tok.encode(text), static_cast<int64_t>(text.size()), 0.1);
   auto m = load_model(dir / "base");
@@ -167,14 +179,15 @@ std::vector<std::vector<float>> grads_of(const nlohmann::json& cfg, bool recompu
     tape.backward(cross_entropy(m->forward(in, 2, 24, fo), tg));
   }
   std::vector<std::vector<float>> g;
-  m->visit_params([&](const std::string&, Var& p, ParamKind) { g.push_back(p.grad().to_vector()); });
+  m->visit_params(
+      [&](const std::string&, Var& p, ParamKind) { g.push_back(p.grad().to_vector()); });
   return g;
 }
 
 TEST_P(Recompute, GivesTheSameGradients) {
   const nlohmann::json cfg = GetParam() == 0   ? small_config()
-                            : GetParam() == 3 ? small_retnet()
-                                              : small_mamba(GetParam());
+                             : GetParam() == 3 ? small_retnet()
+                                               : small_mamba(GetParam());
   auto plain = grads_of(cfg, false), again = grads_of(cfg, true);
   ASSERT_EQ(plain.size(), again.size());
   for (size_t i = 0; i < plain.size(); ++i) {

@@ -9,8 +9,8 @@
 #include "base/error.h"
 #include "io/checkpoint.h"
 #include "models/lm.h"
-#include "models/transformer/transformer.h"
 #include "models/model_test_util.h"
+#include "models/transformer/transformer.h"
 #include "tensor/dtype_convert.h"
 
 namespace pf {
@@ -73,8 +73,10 @@ TEST(Checkpoint, SaveLoadRoundTripsBitExactly) {
   save_model(dir / "m", *m);
   auto m2 = load_model(dir / "m");
   std::vector<std::vector<float>> a, b;
-  m->visit_params([&](const std::string&, Var& p, ParamKind) { a.push_back(p.value().to_vector()); });
-  m2->visit_params([&](const std::string&, Var& p, ParamKind) { b.push_back(p.value().to_vector()); });
+  m->visit_params(
+      [&](const std::string&, Var& p, ParamKind) { a.push_back(p.value().to_vector()); });
+  m2->visit_params(
+      [&](const std::string&, Var& p, ParamKind) { b.push_back(p.value().to_vector()); });
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i)
     ASSERT_EQ(0, std::memcmp(a[i].data(), b[i].data(), a[i].size() * 4)) << "param " << i;
@@ -139,7 +141,8 @@ TEST(Checkpoint, WrongShapeIsNamed) {
     load_model(dir / "hf");
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("model.layers.0.self_attn.q_proj.weight"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("model.layers.0.self_attn.q_proj.weight"),
+              std::string::npos)
         << e.what();
     EXPECT_NE(std::string(e.what()).find("expected [32, 32]"), std::string::npos) << e.what();
   }
@@ -177,7 +180,8 @@ TEST(Checkpoint, LoadsShardedExport) {
   });
   write_safetensors(dir / "sh/model-00001-of-00002.safetensors", a);
   write_safetensors(dir / "sh/model-00002-of-00002.safetensors", b);
-  std::ofstream(dir / "sh/model.safetensors.index.json") << nlohmann::json{{"weight_map", map}}.dump();
+  std::ofstream(dir / "sh/model.safetensors.index.json")
+      << nlohmann::json{{"weight_map", map}}.dump();
   auto m2 = load_model(dir / "sh");
   std::vector<float> want, got;
   m->visit_params([&](const std::string&, Var& p, ParamKind) {
@@ -189,7 +193,8 @@ TEST(Checkpoint, LoadsShardedExport) {
   EXPECT_EQ(want, got);
   // An index that forgets a tensor names it.
   map.erase("model.norm.weight");
-  std::ofstream(dir / "sh/model.safetensors.index.json") << nlohmann::json{{"weight_map", map}}.dump();
+  std::ofstream(dir / "sh/model.safetensors.index.json")
+      << nlohmann::json{{"weight_map", map}}.dump();
   try {
     load_model(dir / "sh");
     FAIL() << "expected an error";
@@ -200,7 +205,8 @@ TEST(Checkpoint, LoadsShardedExport) {
 }
 
 TEST(Checkpoint, RejectsLlamaVariantsItCannotCompute) {
-  for (auto [key, value] : {std::pair<const char*, nlohmann::json>{"rope_scaling", {{"type", "linear"}, {"factor", 2.0}}},
+  for (auto [key, value] : {std::pair<const char*, nlohmann::json>{
+                                "rope_scaling", {{"type", "linear"}, {"factor", 2.0}}},
                             {"attention_bias", true},
                             {"hidden_act", "gelu"}}) {
     nlohmann::json cfg = test::tiny_llama_config();

@@ -14,7 +14,8 @@ namespace pf {
 namespace {
 
 std::string temp_file(const std::string& name, const std::string& contents) {
-  auto p = std::filesystem::temp_directory_path() / ("pf_data_" + std::to_string(std::random_device{}()) + name);
+  auto p = std::filesystem::temp_directory_path() /
+           ("pf_data_" + std::to_string(std::random_device{}()) + name);
   std::ofstream(p, std::ios::binary) << contents;
   return p.string();
 }
@@ -42,9 +43,9 @@ TEST(Utf8, FindsInvalidSequences) {
   EXPECT_EQ(find_invalid_utf8("plain ascii"), -1);
   EXPECT_EQ(find_invalid_utf8("caf\xC3\xA9 \xE2\x9C\x93 \xF0\x9F\x98\x80"), -1);
   EXPECT_EQ(find_invalid_utf8("ab\xFF"), 2);
-  EXPECT_EQ(find_invalid_utf8("ab\xC3"), 2);          // truncated
-  EXPECT_EQ(find_invalid_utf8("\xC0\xAF"), 0);        // overlong
-  EXPECT_EQ(find_invalid_utf8("x\xED\xA0\x80"), 1);   // surrogate
+  EXPECT_EQ(find_invalid_utf8("ab\xC3"), 2);            // truncated
+  EXPECT_EQ(find_invalid_utf8("\xC0\xAF"), 0);          // overlong
+  EXPECT_EQ(find_invalid_utf8("x\xED\xA0\x80"), 1);     // surrogate
   EXPECT_EQ(find_invalid_utf8("\xF4\x90\x80\x80"), 0);  // above U+10FFFF
 }
 
@@ -80,7 +81,8 @@ TEST(Corpus, SplitsAndSamplesDeterministically) {
   Corpus c(toks, 1000, 0.1);
   EXPECT_EQ(c.train_tokens(), 900);
   EXPECT_EQ(c.val_tokens(), 100);
-  Batch a = c.train_batch(4, 16, 42, 3), b = c.train_batch(4, 16, 42, 3), d = c.train_batch(4, 16, 42, 4);
+  Batch a = c.train_batch(4, 16, 42, 3), b = c.train_batch(4, 16, 42, 3),
+        d = c.train_batch(4, 16, 42, 4);
   EXPECT_EQ(a.inputs, b.inputs);
   EXPECT_NE(a.inputs, d.inputs);
   for (int64_t i = 0; i < 4 * 16; ++i) EXPECT_EQ(a.targets[i], (a.inputs[i] + 1) % 256);

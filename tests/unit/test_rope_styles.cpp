@@ -42,7 +42,8 @@ TEST(RopeStyles, InterleavedLinspaceMatchesReference) {
   // The interleaved convention really differs from rotate-half.
   const auto half = rope(x, 4, 10000.0f).value().to_vector();
   double diff = 0;
-  for (size_t i = 0; i < got.size(); ++i) diff = std::max(diff, double(std::fabs(got[i] - half[i])));
+  for (size_t i = 0; i < got.size(); ++i)
+    diff = std::max(diff, double(std::fabs(got[i] - half[i])));
   EXPECT_GT(diff, 1e-2);
 }
 
@@ -73,7 +74,9 @@ TEST(ConcatRows, StacksAndSplitsGradients) {
   const auto av = a.value().to_vector(), bv = b.value().to_vector();
   for (size_t i = 0; i < av.size(); ++i) EXPECT_EQ(y[i], av[i]);
   for (size_t i = 0; i < bv.size(); ++i) EXPECT_EQ(y[av.size() + i], bv[i]);
-  EXPECT_TRUE(gradcheck({a, b}, [](const std::vector<Var>& in) { return concat_rows({in[0], in[1]}); }));
+  EXPECT_TRUE(gradcheck({a, b}, [](const std::vector<Var>& in) {
+    return concat_rows({in[0], in[1]});
+  }));
   EXPECT_THROW(concat_rows({a, random_var({2, 4}, 23)}), Error);
 }
 

@@ -113,9 +113,9 @@ struct FwdState {
 };
 
 template <int NV, int R>
-void fwd_rows(const AttnShape& sh, int64_t hdp, const float* qbase, int64_t q_ts,
-              const float* kt, const float* vtile, int64_t v_ts, int64_t j0, int64_t nj,
-              int64_t i0, int64_t i, FwdState& st) {
+void fwd_rows(const AttnShape& sh, int64_t hdp, const float* qbase, int64_t q_ts, const float* kt,
+              const float* vtile, int64_t v_ts, int64_t j0, int64_t nj, int64_t i0, int64_t i,
+              FwdState& st) {
   const float* rows[R];
   float* outs[R];
   int64_t qpos[R];
@@ -128,8 +128,8 @@ void fwd_rows(const AttnShape& sh, int64_t hdp, const float* qbase, int64_t q_ts
   causal_mask<R>(st.s, qpos, j0, nj);
   for (int r = 0; r < R; ++r) {
     float* sr = st.s + r * kTile;
-    v16 mx = simd::max_of(simd::load(sr), simd::load(sr + 16), simd::load(sr + 32),
-                          simd::load(sr + 48));
+    v16 mx =
+        simd::max_of(simd::load(sr), simd::load(sr + 16), simd::load(sr + 32), simd::load(sr + 48));
     const float mnew = std::max(st.m[i + r], simd::hmax(mx));
     const float corr = std::exp(st.m[i + r] - mnew);  // exp(-inf) = 0 on the first tile
     v16 sum = simd::splat(0.0f);
@@ -180,11 +180,11 @@ void attention_fwd_impl(const AttnShape& s, const float* q, const float* k, cons
             // Rows whose position is before j0 see nothing in this tile.
             int64_t i = std::max<int64_t>(0, j0 - s.q_pos0 - i0);
             for (; i + R <= ni; i += R)
-              fwd_rows<NV, R>(s, hdp, qbase, s.q_ts, kt.data(), vbase + j0 * s.k_ts, s.k_ts, j0,
-                              nj, i0, i, st);
+              fwd_rows<NV, R>(s, hdp, qbase, s.q_ts, kt.data(), vbase + j0 * s.k_ts, s.k_ts, j0, nj,
+                              i0, i, st);
             for (; i < ni; ++i)
-              fwd_rows<NV, 1>(s, hdp, qbase, s.q_ts, kt.data(), vbase + j0 * s.k_ts, s.k_ts, j0,
-                              nj, i0, i, st);
+              fwd_rows<NV, 1>(s, hdp, qbase, s.q_ts, kt.data(), vbase + j0 * s.k_ts, s.k_ts, j0, nj,
+                              i0, i, st);
           }
           for (int64_t i = 0; i < ni; ++i) {
             float* o = out + b * s.o_bs + (i0 + i) * s.o_ts + h * hdp;
@@ -202,8 +202,8 @@ struct BwdTile {
   const float* krow;  // first key row of the tile (row stride k_ts)
   float* dk;          // (64, hd) tile accumulators
   float* dv;
-  float* p;           // (R, 64)
-  float* dp;          // (R, 64)
+  float* p;   // (R, 64)
+  float* dp;  // (R, 64)
 };
 
 template <int NV, int R>
@@ -235,14 +235,14 @@ void bwd_rows(const AttnShape& s, const float* qbase, const float* dobase, float
   }
   const int64_t nvis = std::min(nj, qpos[R - 1] - j0 + 1);
   weighted_rows<NV, R>(t.dp, t.krow, s.k_ts, nvis, dqr);  // dq += dS . K
-  outer_accumulate<NV, R>(t.dp, qr, nvis, t.dk);           // dK += dS^T . Q
-  outer_accumulate<NV, R>(t.p, dor, nvis, t.dv);           // dV += P^T . dO
+  outer_accumulate<NV, R>(t.dp, qr, nvis, t.dk);          // dK += dS^T . Q
+  outer_accumulate<NV, R>(t.p, dor, nvis, t.dv);          // dV += P^T . dO
 }
 
 template <int NV>
 void attention_bwd_impl(const AttnShape& s, const float* q, const float* k, const float* v,
-                        const float* out, const float* lse, const float* dout, float* dq,
-                        float* dk, float* dv) {
+                        const float* out, const float* lse, const float* dout, float* dq, float* dk,
+                        float* dv) {
   constexpr int R = rows_per_block<NV>();
   constexpr int64_t hdp = 16 * NV;
   const int64_t group = s.H / s.KV;
@@ -266,7 +266,7 @@ void attention_bwd_impl(const AttnShape& s, const float* q, const float* k, cons
           std::fill(dkt.begin(), dkt.end(), 0.0f);
           std::fill(dvt.begin(), dvt.end(), 0.0f);
           BwdTile t{kt.data(), vt.data(), kbase + j0 * s.k_ts, dkt.data(), dvt.data(),
-                    p.data(), dp.data()};
+                    p.data(),  dp.data()};
           for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
             const float* qbase = q + b * s.q_bs + h * hdp;
             const float* obase = out + b * s.o_bs + h * hdp;
@@ -306,12 +306,12 @@ void dispatch_nv(int64_t nv, F&& f) {
 #define PF_NV_CASE(n) \
   case n:             \
     return f.template operator()<n>();
-    PF_NV_CASE(1) PF_NV_CASE(2) PF_NV_CASE(3) PF_NV_CASE(4) PF_NV_CASE(5) PF_NV_CASE(6)
-    PF_NV_CASE(7) PF_NV_CASE(8) PF_NV_CASE(9) PF_NV_CASE(10) PF_NV_CASE(11) PF_NV_CASE(12)
-    PF_NV_CASE(13) PF_NV_CASE(14) PF_NV_CASE(15) PF_NV_CASE(16)
+    PF_NV_CASE(1)
+    PF_NV_CASE(2) PF_NV_CASE(3) PF_NV_CASE(4) PF_NV_CASE(5) PF_NV_CASE(6) PF_NV_CASE(7)
+        PF_NV_CASE(8) PF_NV_CASE(9) PF_NV_CASE(10) PF_NV_CASE(11) PF_NV_CASE(12) PF_NV_CASE(13)
+            PF_NV_CASE(14) PF_NV_CASE(15) PF_NV_CASE(16)
 #undef PF_NV_CASE
-    default:
-      fail("attention: head dim ", nv * 16, " exceeds 256");
+                default : fail("attention: head dim ", nv * 16, " exceeds 256");
   }
 }
 
@@ -387,9 +387,8 @@ void attention_bwd(const AttnShape& s, const float* q, const float* k, const flo
                    float* dv) {
   check_shape(s);
   if (s.hd % 16 == 0) {
-    dispatch_nv(s.hd / 16, [&]<int NV>() {
-      attention_bwd_impl<NV>(s, q, k, v, out, lse, dout, dq, dk, dv);
-    });
+    dispatch_nv(s.hd / 16,
+                [&]<int NV>() { attention_bwd_impl<NV>(s, q, k, v, out, lse, dout, dq, dk, dv); });
     return;
   }
   const int64_t hdp = (s.hd + 15) / 16 * 16;

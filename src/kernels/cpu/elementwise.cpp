@@ -106,7 +106,8 @@ void swiglu_bwd(int64_t n, const float* g, const float* u, const float* dy, floa
       n,
       [&](int64_t i) {
         const simd::v16 v = simd::load(g + i), s = vsigmoid(v), d = simd::load(dy + i);
-        simd::store(dg + i, simd::load(dg + i) + d * simd::load(u + i) * s * (1.0f + v * (1.0f - s)));
+        simd::store(dg + i,
+                    simd::load(dg + i) + d * simd::load(u + i) * s * (1.0f + v * (1.0f - s)));
         simd::store(du + i, simd::load(du + i) + d * v * s);
       },
       [&](int64_t i) {

@@ -9,8 +9,8 @@ void add_fwd(int64_t n, const float* a, const float* b, float* y);        // y =
 void mul_fwd(int64_t n, const float* a, const float* b, float* y);        // y = a * b
 void mul_bwd(int64_t n, const float* a, const float* b, const float* dy,  // da += dy*b, db += dy*a
              float* da, float* db);
-void scale_fwd(int64_t n, float s, const float* a, float* y);             // y = s * a
-void axpy(int64_t n, float s, const float* x, float* y);                  // y += s * x
+void scale_fwd(int64_t n, float s, const float* a, float* y);  // y = s * a
+void axpy(int64_t n, float s, const float* x, float* y);       // y += s * x
 
 // Exact GELU: x * Phi(x).
 void gelu_fwd(int64_t n, const float* x, float* y);

@@ -26,8 +26,8 @@ double xent_fwd(int64_t rows, int64_t vocab, const float* logits, const int32_t*
   double total = 0.0;
   int64_t n = 0;
   for (int64_t r = 0; r < rows; ++r)
-    PF_CHECK(targets[r] < vocab, "target token ", targets[r], " is outside the vocabulary (",
-             vocab, ")");
+    PF_CHECK(targets[r] < vocab, "target token ", targets[r], " is outside the vocabulary (", vocab,
+             ")");
 #pragma omp parallel for schedule(static) reduction(+ : total, n)
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = logits + r * vocab;

@@ -81,12 +81,12 @@ class Mamba1Mixer : public Mixer {
     // conv, dt, scan and gate activations, which keeps training memory below the
     // Transformer's at equal parameters.
     auto inner = [this, di, N, R](const Var& xz_in) {
-      auto parts = split_last(xz_in, {di, di});                          // x, z: (B, L, di)
+      auto parts = split_last(xz_in, {di, di});  // x, z: (B, L, di)
       Var xc = silu(conv1d_causal(parts[0], reshape(conv_w_, {di, c_.d_conv}), conv_b_));
-      auto dbc = split_last(linear(xc, x_proj_), {R, N, N});             // (B, L, R|N|N)
-      Var dt = linear(dbc[0], dt_w_);                                    // (B, L, di)
+      auto dbc = split_last(linear(xc, x_proj_), {R, N, N});              // (B, L, R|N|N)
+      Var dt = linear(dbc[0], dt_w_);                                     // (B, L, di)
       Var y = selective_scan(xc, dt, dt_b_, A_log_, dbc[1], dbc[2], D_);  // (B, L, di)
-      return linear(swiglu(parts[1], y), out_proj_);                     // (B, L, d)
+      return linear(swiglu(parts[1], y), out_proj_);                      // (B, L, d)
     };
     (void)B, (void)L;
     return checkpoint(inner, xz);
@@ -103,8 +103,8 @@ class Mamba1Mixer : public Mixer {
                               conv_state.data(), xc.data());
     } else {
       Tensor prev = conv_state.clone();
-      cpu::conv1d_causal_fwd(1, n, di, K, xz[0].data(), conv_w_.data(), conv_b_.data(),
-                             prev.data(), xc.data(), conv_state.data());
+      cpu::conv1d_causal_fwd(1, n, di, K, xz[0].data(), conv_w_.data(), conv_b_.data(), prev.data(),
+                             xc.data(), conv_state.data());
     }
     xc = silu(xc);
     auto dbc = split_last(linear(xc, x_proj_), {R, N, N});
@@ -112,8 +112,7 @@ class Mamba1Mixer : public Mixer {
     Var y(Tensor::empty({1, n, di}));
     if (n == 1) {
       cpu::selective_scan_step(1, di, N, xc.data(), dt.data(), dt_b_.data(), A_log_.data(),
-                               dbc[1].data(), dbc[2].data(), D_.data(), ssm_state.data(),
-                               y.data());
+                               dbc[1].data(), dbc[2].data(), D_.data(), ssm_state.data(), y.data());
     } else {
       Tensor h0 = ssm_state.clone();
       cpu::selective_scan_fwd(cpu::ScanShape{1, n, di, N}, xc.data(), dt.data(), dt_b_.data(),

@@ -6,7 +6,8 @@
 namespace pf {
 
 bool is_state_spaces_mamba(const nlohmann::json& j, int* version) {
-  if (!j.is_object() || j.contains("model_type") || !j.contains("d_model") || !j.contains("n_layer"))
+  if (!j.is_object() || j.contains("model_type") || !j.contains("d_model") ||
+      !j.contains("n_layer"))
     return false;
   int v = 1;
   if (j.contains("ssm_cfg") && j["ssm_cfg"].is_object() && j["ssm_cfg"].contains("layer"))
@@ -48,9 +49,8 @@ MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
     if (j.contains("attn_layer_idx") && j["attn_layer_idx"].is_array())
       PF_CHECK(j["attn_layer_idx"].empty(),
                "config: attention layers (attn_layer_idx) are not supported in a Mamba model");
-    const nlohmann::json ssm = j.contains("ssm_cfg") && j["ssm_cfg"].is_object()
-                                   ? j["ssm_cfg"]
-                                   : nlohmann::json::object();
+    const nlohmann::json ssm =
+        j.contains("ssm_cfg") && j["ssm_cfg"].is_object() ? j["ssm_cfg"] : nlohmann::json::object();
     c.d_state = json_int(ssm, "d_state", version == 2 ? 128 : 16);
     c.d_conv = json_int(ssm, "d_conv", 4);
     c.expand = json_int(ssm, "expand", 2);
@@ -61,9 +61,9 @@ MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
     PF_CHECK(json_bool(ssm, "bias", false) == false, "config: projection biases are not supported");
     PF_CHECK(json_bool(ssm, "conv_bias", true), "config: conv_bias false is not supported");
     if (version == 2)
-      PF_CHECK(!ssm.contains("d_ssm") || ssm["d_ssm"].is_null() ||
-                   json_int(ssm, "d_ssm") == c.d_inner(),
-               "config: d_ssm other than d_inner is not supported");
+      PF_CHECK(
+          !ssm.contains("d_ssm") || ssm["d_ssm"].is_null() || json_int(ssm, "d_ssm") == c.d_inner(),
+          "config: d_ssm other than d_inner is not supported");
   } else {
     // transformers layout (MambaConfig / Mamba2Config)
     c.layout = MambaLayout::Transformers;
@@ -80,7 +80,8 @@ MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
       c.dt_rank = j["time_step_rank"];  // "auto" (a string) means ceil(d/16)
     if (j.contains("intermediate_size") && j["intermediate_size"].is_number_integer())
       PF_CHECK(j["intermediate_size"].get<int64_t>() == c.d_inner(), "config: intermediate_size ",
-               j["intermediate_size"].get<int64_t>(), " is not expand * hidden_size = ", c.d_inner());
+               j["intermediate_size"].get<int64_t>(),
+               " is not expand * hidden_size = ", c.d_inner());
     c.headdim = json_int(j, "head_dim", 64);
     c.ngroups = json_int(j, "n_groups", 1);
     c.chunk_size = json_int(j, "chunk_size", 256);
@@ -88,8 +89,8 @@ MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
     PF_CHECK(json_bool(j, "use_conv_bias", true), "config: use_conv_bias false is not supported");
     if (version == 2 && j.contains("num_heads") && j["num_heads"].is_number_integer())
       PF_CHECK(j["num_heads"].get<int64_t>() == c.d_inner() / c.headdim, "config: num_heads ",
-               j["num_heads"].get<int64_t>(), " does not equal d_inner / head_dim = ",
-               c.d_inner() / c.headdim);
+               j["num_heads"].get<int64_t>(),
+               " does not equal d_inner / head_dim = ", c.d_inner() / c.headdim);
   }
   check_positive(c);
   return c;
@@ -98,11 +99,13 @@ MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
 nlohmann::json MambaConfig::to_json() const {
   nlohmann::json j = source.is_object() ? source : nlohmann::json::object();
   if (layout == MambaLayout::StateSpaces) {
-    nlohmann::json ssm = j.contains("ssm_cfg") && j["ssm_cfg"].is_object() ? j["ssm_cfg"]
-                                                                           : nlohmann::json::object();
+    nlohmann::json ssm =
+        j.contains("ssm_cfg") && j["ssm_cfg"].is_object() ? j["ssm_cfg"] : nlohmann::json::object();
     ssm.update(nlohmann::json{{"d_state", d_state}, {"d_conv", d_conv}, {"expand", expand}});
     if (version == 2)
-      ssm.update(nlohmann::json{{"layer", "Mamba2"}, {"headdim", headdim}, {"ngroups", ngroups},
+      ssm.update(nlohmann::json{{"layer", "Mamba2"},
+                                {"headdim", headdim},
+                                {"ngroups", ngroups},
                                 {"chunk_size", chunk_size}});
     else if (dt_rank > 0)
       ssm["dt_rank"] = dt_rank;
@@ -116,20 +119,21 @@ nlohmann::json MambaConfig::to_json() const {
                             {"tie_embeddings", tie_embeddings}});
     return j;
   }
-  j.update(nlohmann::json{{"model_type", version == 2 ? "mamba2" : "mamba"},
-                          {"architectures", {version == 2 ? "Mamba2ForCausalLM" : "MambaForCausalLM"}},
-                          {"hidden_size", d_model},
-                          {"num_hidden_layers", n_layer},
-                          {"vocab_size", vocab_size},
-                          {"state_size", d_state},
-                          {"conv_kernel", d_conv},
-                          {"expand", expand},
-                          {"layer_norm_epsilon", norm_eps},
-                          {"tie_word_embeddings", tie_embeddings},
-                          {"use_bias", false},
-                          {"use_conv_bias", true},
-                          {"residual_in_fp32", true},
-                          {"torch_dtype", "float32"}});
+  j.update(
+      nlohmann::json{{"model_type", version == 2 ? "mamba2" : "mamba"},
+                     {"architectures", {version == 2 ? "Mamba2ForCausalLM" : "MambaForCausalLM"}},
+                     {"hidden_size", d_model},
+                     {"num_hidden_layers", n_layer},
+                     {"vocab_size", vocab_size},
+                     {"state_size", d_state},
+                     {"conv_kernel", d_conv},
+                     {"expand", expand},
+                     {"layer_norm_epsilon", norm_eps},
+                     {"tie_word_embeddings", tie_embeddings},
+                     {"use_bias", false},
+                     {"use_conv_bias", true},
+                     {"residual_in_fp32", true},
+                     {"torch_dtype", "float32"}});
   if (version == 1) {
     j["intermediate_size"] = d_inner();
     j["time_step_rank"] = rank();

@@ -12,7 +12,7 @@ namespace pf {
 namespace {
 
 constexpr int64_t kUnbounded = int64_t{1} << 40;  // recurrent: no context limit
-constexpr int64_t kPrefillChunk = 1024;            // bounds activation memory on long prompts
+constexpr int64_t kPrefillChunk = 1024;           // bounds activation memory on long prompts
 
 class MambaModel : public LanguageModel {
  public:
@@ -21,7 +21,8 @@ class MambaModel : public LanguageModel {
     embed_ = normal_param({c.padded_vocab(), c.d_model}, 0.02f, rng);
     for (int64_t l = 0; l < c.n_layer; ++l) {
       norms_.push_back(constant_param({c.d_model}, 1.0f));
-      mixers_.push_back(c.version == 2 ? make_mamba2_mixer(c, l, rng) : make_mamba1_mixer(c, l, rng));
+      mixers_.push_back(c.version == 2 ? make_mamba2_mixer(c, l, rng)
+                                       : make_mamba1_mixer(c, l, rng));
     }
     norm_f_ = constant_param({c.d_model}, 1.0f);
     if (!c.tie_embeddings) lm_head_ = normal_param({c.padded_vocab(), c.d_model}, 0.02f, rng);
@@ -83,11 +84,11 @@ class MambaModel : public LanguageModel {
   const Var& head() const { return c_.tie_embeddings ? embed_ : lm_head_; }
 
   MambaConfig c_;
-  Var embed_;                                  // (Vp, d)
-  std::vector<Var> norms_;                     // n_layer x (d)
+  Var embed_;               // (Vp, d)
+  std::vector<Var> norms_;  // n_layer x (d)
   std::vector<std::unique_ptr<Mixer>> mixers_;
-  Var norm_f_;                                 // (d)
-  Var lm_head_;                                // (Vp, d) when untied
+  Var norm_f_;   // (d)
+  Var lm_head_;  // (Vp, d) when untied
 };
 
 class MambaSession : public InferenceSession {
@@ -101,8 +102,10 @@ class MambaSession : public InferenceSession {
     for (int64_t s = 0; s < n; s += kPrefillChunk) {
       const int64_t len = std::min(kPrefillChunk, n - s);
       Tensor logits = chunk_forward(tokens + s, len, all_logits);
-      if (all_logits) out.slice(0, s, s + len).copy_from(logits);
-      else if (s + len == n) out = logits;
+      if (all_logits)
+        out.slice(0, s, s + len).copy_from(logits);
+      else if (s + len == n)
+        out = logits;
     }
     remember_logits(out);
     pos_ += n;

@@ -38,10 +38,12 @@ RetNetConfig RetNetConfig::from_json(const nlohmann::json& j) {
   c.head_norm_eps = json_num(j, "head_norm_eps", c.norm_eps);
   if (c.variant == RetentionVariant::Torchscale) c.head_norm_weight = false;
   const int64_t kv = json_int(j, "num_kv_heads", c.num_heads);
-  PF_CHECK(kv == c.num_heads, "config: num_kv_heads != num_heads (grouped retention) is not supported");
+  PF_CHECK(kv == c.num_heads,
+           "config: num_kv_heads != num_heads (grouped retention) is not supported");
   PF_CHECK(!json_bool(j, "use_short_conv", false), "config: use_short_conv is not supported");
   PF_CHECK(json_bool(j, "use_output_gate", true), "config: use_output_gate false is not supported");
-  if (j.contains("feature_map")) PF_CHECK(j["feature_map"].is_null(), "config: feature_map is not supported");
+  if (j.contains("feature_map"))
+    PF_CHECK(j["feature_map"].is_null(), "config: feature_map is not supported");
   if (j.contains("hidden_act"))
     PF_CHECK(j["hidden_act"] == "swish" || j["hidden_act"] == "silu", "config: hidden_act ",
              j["hidden_act"].dump(), " is not supported (swish only)");
@@ -56,31 +58,31 @@ RetNetConfig RetNetConfig::from_json(const nlohmann::json& j) {
 
 nlohmann::json RetNetConfig::to_json() const {
   nlohmann::json j = source.is_object() ? source : nlohmann::json::object();
-  j.update(nlohmann::json{
-      {"model_type", "retnet"},
-      {"architectures", {"RetNetForCausalLM"}},
-      {"hidden_size", hidden_size},
-      {"num_hidden_layers", num_hidden_layers},
-      {"num_heads", num_heads},
-      {"num_kv_heads", num_heads},
-      {"vocab_size", vocab_size},
-      {"expand_k", expand_k},
-      {"expand_v", expand_v},
-      {"hidden_ratio", hidden_ratio},
-      {"intermediate_size", ffn()},
-      {"norm_eps", norm_eps},
-      {"hidden_act", "swish"},
-      {"use_output_gate", true},
-      {"use_short_conv", false},
-      {"elementwise_affine", head_norm_weight},
-      {"fuse_norm", fused_gate_name},
-      {"tie_word_embeddings", tie_word_embeddings},
-      {"retention_variant", variant == RetentionVariant::Fla ? "fla" : "torchscale"},
-      {"head_norm_eps", head_norm_eps},
-      {"rope_theta", rope_theta},
-      {"retention_chunk", chunk},
-      {"retention_parallel_training", parallel_training},
-      {"torch_dtype", "float32"}});
+  j.update(
+      nlohmann::json{{"model_type", "retnet"},
+                     {"architectures", {"RetNetForCausalLM"}},
+                     {"hidden_size", hidden_size},
+                     {"num_hidden_layers", num_hidden_layers},
+                     {"num_heads", num_heads},
+                     {"num_kv_heads", num_heads},
+                     {"vocab_size", vocab_size},
+                     {"expand_k", expand_k},
+                     {"expand_v", expand_v},
+                     {"hidden_ratio", hidden_ratio},
+                     {"intermediate_size", ffn()},
+                     {"norm_eps", norm_eps},
+                     {"hidden_act", "swish"},
+                     {"use_output_gate", true},
+                     {"use_short_conv", false},
+                     {"elementwise_affine", head_norm_weight},
+                     {"fuse_norm", fused_gate_name},
+                     {"tie_word_embeddings", tie_word_embeddings},
+                     {"retention_variant", variant == RetentionVariant::Fla ? "fla" : "torchscale"},
+                     {"head_norm_eps", head_norm_eps},
+                     {"rope_theta", rope_theta},
+                     {"retention_chunk", chunk},
+                     {"retention_parallel_training", parallel_training},
+                     {"torch_dtype", "float32"}});
   return j;
 }
 

@@ -20,11 +20,11 @@ struct RetNetConfig {
   double head_norm_eps = 1e-6;  // the per-head norm (0 makes all retention forms agree)
   double rope_theta = 10000.0;
   bool tie_word_embeddings = true;
-  bool head_norm_weight = true;       // fla's elementwise_affine
-  bool fused_gate_name = true;        // fla's fuse_norm: g_norm_swish_gate vs g_norm
-  int64_t chunk = 64;                 // chunkwise form chunk length (32-64 fastest on CPU)
-  bool parallel_training = false;     // train with the parallel form instead of chunkwise
-  nlohmann::json source;              // the config it was read from; unknown keys are kept
+  bool head_norm_weight = true;    // fla's elementwise_affine
+  bool fused_gate_name = true;     // fla's fuse_norm: g_norm_swish_gate vs g_norm
+  int64_t chunk = 64;              // chunkwise form chunk length (32-64 fastest on CPU)
+  bool parallel_training = false;  // train with the parallel form instead of chunkwise
+  nlohmann::json source;           // the config it was read from; unknown keys are kept
 
   int64_t key_dim() const { return static_cast<int64_t>(hidden_size * expand_k); }
   int64_t value_dim() const { return static_cast<int64_t>(hidden_size * expand_v); }

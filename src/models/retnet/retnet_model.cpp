@@ -13,15 +13,15 @@ namespace pf {
 namespace {
 
 constexpr int64_t kUnbounded = int64_t{1} << 40;  // recurrent: no context limit
-constexpr int64_t kPrefillChunk = 2048;            // bounds activation memory on long prompts
+constexpr int64_t kPrefillChunk = 2048;           // bounds activation memory on long prompts
 
 struct RetNetLayer {
-  Var attn_norm;               // (d)
-  Var wq, wk, wv, wg, wo;      // (Kd, d), (Kd, d), (Vd, d), (Vd, d), (d, Vd)
-  Var head_norm;               // (dv) or undefined (torchscale: no weight)
-  Var mlp_norm;                // (d)
-  Var w_gate_up;               // (2F, d): rows [0, F) gate, [F, 2F) up
-  Var w_down;                  // (d, F)
+  Var attn_norm;           // (d)
+  Var wq, wk, wv, wg, wo;  // (Kd, d), (Kd, d), (Vd, d), (Vd, d), (d, Vd)
+  Var head_norm;           // (dv) or undefined (torchscale: no weight)
+  Var mlp_norm;            // (d)
+  Var w_gate_up;           // (2F, d): rows [0, F) gate, [F, 2F) up
+  Var w_down;              // (d, F)
 };
 
 class RetNetModel : public LanguageModel {
@@ -120,7 +120,10 @@ class RetNetModel : public LanguageModel {
     cpu::RopeStyle rs{static_cast<float>(c_.rope_theta), !fla, !fla};
     Var q = reshape(parts[0], {B, T, H, dk});  // (B, T, H, dk)
     Var k = reshape(parts[1], {B, T, H, dk});
-    if (fla) q = scale(q, kscale); else k = scale(k, kscale);
+    if (fla)
+      q = scale(q, kscale);
+    else
+      k = scale(k, kscale);
     q = rope(q, pos0, rs);
     k = rope(k, pos0, rs);
     Var v = reshape(parts[2], {B, T, H, dv});  // (B, T, H, dv)
@@ -143,7 +146,7 @@ class RetNetModel : public LanguageModel {
     }
     // fla's retention is un-normalised: undo the kernel's 1/sqrt(rowsum) per row.
     if (fla) o = scale_rows(o, row_factors(B, T, pos0));
-    o = rmsnorm(o, L.head_norm, static_cast<float>(c_.head_norm_eps));  // per head
+    o = rmsnorm(o, L.head_norm, static_cast<float>(c_.head_norm_eps));          // per head
     return linear(swiglu(parts[3], reshape(o, {B, T, c_.value_dim()})), L.wo);  // (B, T, d)
   }
 
@@ -155,7 +158,8 @@ class RetNetModel : public LanguageModel {
       for (int64_t h = 0; h < H; ++h) {
         const double g = gamma_.data()[h];
         const double rowsum = (1.0 - std::pow(g, static_cast<double>(pos0 + t + 1))) / (1.0 - g);
-        for (int64_t b = 0; b < B; ++b) f.data()[(b * T + t) * H + h] = static_cast<float>(std::sqrt(rowsum));
+        for (int64_t b = 0; b < B; ++b)
+          f.data()[(b * T + t) * H + h] = static_cast<float>(std::sqrt(rowsum));
       }
     return f;
   }
@@ -195,8 +199,9 @@ class RetNetModel : public LanguageModel {
 
   double flops_per_token(int64_t) const override {
     const double d = c_.hidden_size, L = c_.num_hidden_layers;
-    const double matrix = L * (d * (2.0 * c_.key_dim() + 3.0 * c_.value_dim()) + 3.0 * d * c_.ffn()) +
-                          d * c_.vocab_size;
+    const double matrix =
+        L * (d * (2.0 * c_.key_dim() + 3.0 * c_.value_dim()) + 3.0 * d * c_.ffn()) +
+        d * c_.vocab_size;
     // Chunkwise retention: within-chunk scores and mixing (~chunk/2 keys per token) plus
     // the state read and update (H * dk * dv each).
     const double ret = L * (2.0 * c_.num_heads * (c_.head_k() + c_.head_v()) * (c_.chunk / 2.0) +
@@ -209,8 +214,8 @@ class RetNetModel : public LanguageModel {
   RetNetConfig c_;
   Var embed_;  // (V, d)
   std::vector<RetNetLayer> layers_;
-  Var norm_;     // (d)
-  Var lm_head_;  // (V, d) when untied
+  Var norm_;      // (d)
+  Var lm_head_;   // (V, d) when untied
   Tensor gamma_;  // (H) decays, fixed
 };
 
@@ -236,8 +241,10 @@ class RetNetSession : public InferenceSession {
       Tensor logits = Tensor::empty({rows, c.vocab_size});  // (rows, V)
       cpu::linear_fwd(rows, c.vocab_size, c.hidden_size, hf.data(), m_.head().data(), 0.0f,
                       logits.data());
-      if (all_logits) out.slice(0, s, s + len).copy_from(logits);
-      else if (s + len == n) out = logits;
+      if (all_logits)
+        out.slice(0, s, s + len).copy_from(logits);
+      else if (s + len == n)
+        out = logits;
     }
     remember_logits(out);
     return out;

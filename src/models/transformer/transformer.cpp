@@ -46,19 +46,19 @@ TransformerConfig TransformerConfig::from_json(const nlohmann::json& j) {
 nlohmann::json TransformerConfig::to_json() const {
   nlohmann::json j = source.is_object() ? source : nlohmann::json::object();
   j.update(nlohmann::json{{"architectures", {"LlamaForCausalLM"}},
-          {"model_type", "llama"},
-          {"hidden_size", hidden_size},
-          {"intermediate_size", intermediate_size},
-          {"num_attention_heads", num_attention_heads},
-          {"num_key_value_heads", num_key_value_heads},
-          {"num_hidden_layers", num_hidden_layers},
-          {"max_position_embeddings", max_position_embeddings},
-          {"rms_norm_eps", rms_norm_eps},
-          {"rope_theta", rope_theta},
-          {"vocab_size", vocab_size},
-          {"tie_word_embeddings", tie_word_embeddings},
-          {"hidden_act", "silu"},
-          {"torch_dtype", "float32"}});
+                          {"model_type", "llama"},
+                          {"hidden_size", hidden_size},
+                          {"intermediate_size", intermediate_size},
+                          {"num_attention_heads", num_attention_heads},
+                          {"num_key_value_heads", num_key_value_heads},
+                          {"num_hidden_layers", num_hidden_layers},
+                          {"max_position_embeddings", max_position_embeddings},
+                          {"rms_norm_eps", rms_norm_eps},
+                          {"rope_theta", rope_theta},
+                          {"vocab_size", vocab_size},
+                          {"tie_word_embeddings", tie_word_embeddings},
+                          {"hidden_act", "silu"},
+                          {"torch_dtype", "float32"}});
   return j;
 }
 
@@ -121,14 +121,14 @@ Var TransformerModel::forward(const std::vector<int32_t>& tokens, int64_t B, int
     const float p = opt.dropout;
     auto block = [this, l, seed, B, T, H, KV, hd, eps, theta, p](const Var& xin) {
       auto& L = layers_[l];
-      Var h = rmsnorm(xin, L.attn_norm, eps);                                 // (B, T, D)
-      Var q = rope(reshape(linear(h, L.wq), {B, T, H, hd}), 0, theta);        // (B, T, H, hd)
-      Var k = rope(reshape(linear(h, L.wk), {B, T, KV, hd}), 0, theta);       // (B, T, KV, hd)
-      Var v = reshape(linear(h, L.wv), {B, T, KV, hd});                       // (B, T, KV, hd)
-      Var a = reshape(attention(q, k, v), {B, T, H * hd});                    // (B, T, H*hd)
-      Var x1 = add(xin, dropout(linear(a, L.wo), p, seed + 1));                // (B, T, D)
+      Var h = rmsnorm(xin, L.attn_norm, eps);                            // (B, T, D)
+      Var q = rope(reshape(linear(h, L.wq), {B, T, H, hd}), 0, theta);   // (B, T, H, hd)
+      Var k = rope(reshape(linear(h, L.wk), {B, T, KV, hd}), 0, theta);  // (B, T, KV, hd)
+      Var v = reshape(linear(h, L.wv), {B, T, KV, hd});                  // (B, T, KV, hd)
+      Var a = reshape(attention(q, k, v), {B, T, H * hd});               // (B, T, H*hd)
+      Var x1 = add(xin, dropout(linear(a, L.wo), p, seed + 1));          // (B, T, D)
       h = rmsnorm(x1, L.mlp_norm, eps);
-      Var m = swiglu(linear(h, L.w_gate), linear(h, L.w_up));                 // (B, T, F)
+      Var m = swiglu(linear(h, L.w_gate), linear(h, L.w_up));  // (B, T, F)
       return add(x1, dropout(linear(m, L.w_down), p, seed + 2));
     };
     x = opt.recompute ? checkpoint(block, x) : block(x);
@@ -145,8 +145,8 @@ int64_t TransformerModel::state_bytes(int64_t context) const {
 double TransformerModel::flops_per_token(int64_t context) const {
   const double D = cfg_.hidden_size, F = cfg_.intermediate_size, L = cfg_.num_hidden_layers;
   const double hd = cfg_.head_dim(), H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads;
-  const double matmul_params = L * (D * H * hd * 2 + 2 * D * KV * hd + 3 * D * F) +
-                               D * cfg_.vocab_size;
+  const double matmul_params =
+      L * (D * H * hd * 2 + 2 * D * KV * hd + 3 * D * F) + D * cfg_.vocab_size;
   // Causal attention: on average a token attends to context/2 keys; QK^T and PV.
   const double attn = L * 2.0 * 2.0 * H * hd * (context / 2.0);
   return 2.0 * matmul_params + attn;

@@ -8,11 +8,11 @@
 namespace pf {
 
 struct TransformerLayer {
-  Var attn_norm;        // (D)
-  Var wq, wk, wv, wo;   // (H*hd, D), (KV*hd, D), (KV*hd, D), (D, H*hd)
-  Var mlp_norm;         // (D)
-  Var w_gate, w_up;     // (F, D)
-  Var w_down;           // (D, F)
+  Var attn_norm;       // (D)
+  Var wq, wk, wv, wo;  // (H*hd, D), (KV*hd, D), (KV*hd, D), (D, H*hd)
+  Var mlp_norm;        // (D)
+  Var w_gate, w_up;    // (F, D)
+  Var w_down;          // (D, F)
 };
 
 class TransformerModel : public LanguageModel {
@@ -33,7 +33,7 @@ class TransformerModel : public LanguageModel {
   const Var& head() const { return cfg_.tie_word_embeddings ? embed_ : lm_head_; }
 
   TransformerConfig cfg_;
-  Var embed_;    // (V, D)
+  Var embed_;  // (V, D)
   std::vector<TransformerLayer> layers_;
   Var norm_;     // (D)
   Var lm_head_;  // (V, D), undefined when tied

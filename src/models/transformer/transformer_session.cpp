@@ -78,8 +78,8 @@ class TransformerSession : public InferenceSession {
                     int64_t position) override {
     PF_CHECK(position <= cap_, "state holds ", position, " tokens, more than the session capacity ",
              cap_, " (raise --context)");
-    PF_CHECK(state.size() == 2 * k_cache_.size(), "state has ", state.size(),
-             " tensors, expected ", 2 * k_cache_.size());
+    PF_CHECK(state.size() == 2 * k_cache_.size(), "state has ", state.size(), " tensors, expected ",
+             2 * k_cache_.size());
     for (size_t l = 0; l < k_cache_.size(); ++l) {
       const Tensor& k = state[2 * l].second;
       const Tensor& v = state[2 * l + 1].second;
