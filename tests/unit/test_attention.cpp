@@ -315,3 +315,23 @@ TEST(Attention, LongSequenceWithoutQuadraticMemory) {
     EXPECT_NEAR(lse[i], want_lse, 1e-4) << "row " << i;
   }
 }
+
+TEST(Attention, DecodeRowsOverALongCacheMatchNaive) {
+  // One to four query rows at the end of a cache take the decode path; 1100 keys span three
+  // key ranges whose partial softmaxes are merged.
+  for (int64_t Tq : {1, 2, 4})
+    for (int64_t Tk : {150, 1100})
+      for (int64_t hd : {16, 64}) {
+        const int64_t B = 2, H = 4, KV = 2;
+        const AttnShape s = attn_shape(B, Tq, Tk, H, KV, hd, Tk - Tq);
+        const auto q = random_vec(B * Tq * H * hd, Tk + Tq, -2.0f, 2.0f);
+        const auto k = random_vec(B * Tk * KV * hd, Tk + 1, -2.0f, 2.0f);
+        const auto v = random_vec(B * Tk * KV * hd, Tk + 2);
+        std::vector<float> out(q.size()), naive(q.size()), lse(B * H * Tq);
+        pf::cpu::attention_fwd(s, q.data(), k.data(), v.data(), out.data(), lse.data());
+        pf::cpu::attention_naive(s, q.data(), k.data(), v.data(), naive.data());
+        const RefOut ref = ref_attention(s, q.data(), k.data(), v.data());
+        EXPECT_LT(max_abs_diff(out, naive), 2e-5) << "Tq " << Tq << " Tk " << Tk << " hd " << hd;
+        EXPECT_LT(max_abs_diff(lse, ref.lse), 2e-5);
+      }
+}

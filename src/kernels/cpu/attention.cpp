@@ -196,6 +196,92 @@ void attention_fwd_impl(const AttnShape& s, const float* q, const float* k, cons
   }
 }
 
+// Decoding (a few query rows against a long cache), flash-decoding style: the keys are
+// split into ranges, one task per range; a task reads its rows of K and V once, for all
+// heads together (rows are contiguous across heads), keeping a partial softmax (max, sum,
+// weighted values) per head. The partials are then merged. Skips the tile transposes of
+// the prefill kernel, which dominate at one query row. Scratch is O(Tk) per thread.
+template <int NV>
+void attention_decode_impl(const AttnShape& s, const float* q, const float* k, const float* v,
+                           float* out, float* lse) {
+  constexpr int64_t hdp = 16 * NV;
+  constexpr int64_t kRange = 512;  // keys per task
+  const int64_t group = s.H / s.KV, H = s.H;
+  const int64_t nsplit = (s.Tk + kRange - 1) / kRange;
+  // Partials per (split, head): max, sum and the weighted values.
+  std::vector<float> pm(nsplit * H), pl(nsplit * H), po(nsplit * H * hdp);
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t i = 0; i < s.Tq; ++i) {
+      const int64_t nvis = s.q_pos0 + i + 1;
+      const int64_t used = (nvis + kRange - 1) / kRange;
+      const float* qrow = q + b * s.q_bs + i * s.q_ts;
+#pragma omp parallel
+      {
+        std::vector<float> sc(kRange * H);  // (range, H) scores, then probabilities
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t sp = 0; sp < used; ++sp) {
+          const int64_t j0 = sp * kRange, j1 = std::min(nvis, j0 + kRange), n = j1 - j0;
+          for (int64_t j = 0; j < n; ++j) {
+            const float* krow = k + b * s.k_bs + (j0 + j) * s.k_ts;
+            for (int64_t h = 0; h < H; ++h) {
+              const float* qh = qrow + h * hdp;
+              const float* kj = krow + (h / group) * hdp;
+              v16 a = simd::load(qh) * simd::load(kj);
+              for (int c = 1; c < NV; ++c) a += simd::load(qh + 16 * c) * simd::load(kj + 16 * c);
+              sc[h * kRange + j] = simd::hsum(a) * s.scale;
+            }
+          }
+          for (int64_t h = 0; h < H; ++h) {
+            float* sh = sc.data() + h * kRange;
+            float mx = kNegInf;
+            for (int64_t j = 0; j < n; ++j) mx = std::max(mx, sh[j]);
+            float l = 0.0f;
+            int64_t j = 0;
+            v16 sum = simd::splat(0.0f);
+            for (; j + 16 <= n; j += 16) {
+              const v16 p = simd::exp(simd::load(sh + j) - mx);
+              simd::store(sh + j, p);
+              sum += p;
+            }
+            l = simd::hsum(sum);
+            for (; j < n; ++j) l += (sh[j] = std::exp(sh[j] - mx));
+            pm[sp * H + h] = mx;
+            pl[sp * H + h] = l;
+          }
+          float* o = po.data() + sp * H * hdp;
+          std::fill(o, o + H * hdp, 0.0f);
+          for (int64_t j = 0; j < n; ++j) {
+            const float* vrow = v + b * s.k_bs + (j0 + j) * s.k_ts;
+            for (int64_t h = 0; h < H; ++h) {
+              const v16 p = simd::splat(sc[h * kRange + j]);
+              const float* vj = vrow + (h / group) * hdp;
+              float* oh = o + h * hdp;
+              for (int c = 0; c < NV; ++c)
+                simd::store(oh + 16 * c, simd::load(oh + 16 * c) + p * simd::load(vj + 16 * c));
+            }
+          }
+        }
+      }
+      // Merge the partial softmaxes of the ranges.
+      for (int64_t h = 0; h < H; ++h) {
+        float M = kNegInf;
+        for (int64_t sp = 0; sp < used; ++sp) M = std::max(M, pm[sp * H + h]);
+        float L = 0.0f;
+        v16 acc[NV];
+        for (int c = 0; c < NV; ++c) acc[c] = simd::splat(0.0f);
+        for (int64_t sp = 0; sp < used; ++sp) {
+          const float w = std::exp(pm[sp * H + h] - M);
+          L += w * pl[sp * H + h];
+          const float* oh = po.data() + (sp * H + h) * hdp;
+          for (int c = 0; c < NV; ++c) acc[c] += w * simd::load(oh + 16 * c);
+        }
+        float* oi = out + b * s.o_bs + i * s.o_ts + h * hdp;
+        for (int c = 0; c < NV; ++c) simd::store(oi + 16 * c, acc[c] * (1.0f / L));
+        if (lse) lse[(b * H + h) * s.Tq + i] = M + std::log(L);
+      }
+    }
+}
+
 struct BwdTile {
   const float* kt;    // (hd, 64) keys of the tile, transposed
   const float* vt;    // (hd, 64) values, transposed
@@ -367,7 +453,14 @@ void attention_fwd(const AttnShape& s, const float* q, const float* k, const flo
                    float* lse) {
   check_shape(s);
   if (s.hd % 16 == 0) {
-    dispatch_nv(s.hd / 16, [&]<int NV>() { attention_fwd_impl<NV>(s, q, k, v, out, lse); });
+    // A handful of query rows over a long cache is decoding: the direct path is faster.
+    const bool decode = s.Tq <= 4 && s.Tk > 64;
+    dispatch_nv(s.hd / 16, [&]<int NV>() {
+      if (decode)
+        attention_decode_impl<NV>(s, q, k, v, out, lse);
+      else
+        attention_fwd_impl<NV>(s, q, k, v, out, lse);
+    });
     return;
   }
   const int64_t hdp = (s.hd + 15) / 16 * 16;
