@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/tri_gemm.h"
 
 // Chunkwise form, chunk c of length nq starting at t0, local rows i, j, g = gamma:
 //   R_i    = sum_{j <= i} g^(i-j) (q_i . k_j) v_j + g^(i+1) q_i S_c        (S_c enters chunk c)
@@ -22,15 +23,10 @@ namespace pf::cpu {
 
 namespace {
 
-// The chunk's (Q, Q) triangle is computed in row blocks of this many; a block's products stop
-// at its last row's diagonal, which skips most of the zero upper half for long chunks.
-constexpr int64_t kBlock = 64;
 // Parallel form: queries and keys in tiles of this many.
 constexpr int64_t kTile = 128;
 
 int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
-// Columns [0, tri_end) of row i can be nonzero in the blocked lower triangle of an (n, n).
-int64_t tri_end(int64_t i, int64_t n) { return std::min(n, (i / kBlock + 1) * kBlock); }
 
 void check_args(const RetShape& s, RetForm form, int64_t chunk, const float* gamma,
                 const char* fn) {
@@ -72,30 +68,6 @@ void scale_rows(int64_t n, int64_t F, const float* w, int64_t step, const float*
 #pragma omp simd
     for (int64_t f = 0; f < F; ++f) di[f] = wi * si[f];
   }
-}
-
-// out (n, n), row stride ldo: the blocked lower triangle of A (n, K) . Bt (n, K)^T.
-void tri_abt(int64_t n, int64_t K, const float* A, int64_t lda, const float* Bt, int64_t ldb,
-             float* out, int64_t ldo) {
-  for (int64_t i0 = 0; i0 < n; i0 += kBlock)
-    gemm(false, true, std::min(kBlock, n - i0), tri_end(i0, n), K, 1.0f, A + i0 * lda, lda, Bt, ldb,
-         0.0f, out + i0 * ldo, ldo);
-}
-
-// out (n, F) = M (n, n) . X (n, F) + beta * out, M lower triangular as tri_abt leaves it.
-void tri_mx(int64_t n, int64_t F, const float* M, int64_t ldm, const float* X, int64_t ldx,
-            float beta, float* out, int64_t ldo) {
-  for (int64_t i0 = 0; i0 < n; i0 += kBlock)
-    gemm(false, false, std::min(kBlock, n - i0), F, tri_end(i0, n), 1.0f, M + i0 * ldm, ldm, X, ldx,
-         beta, out + i0 * ldo, ldo);
-}
-
-// out (n, F) += M^T . X with M as above: output rows j only meet rows i >= j of M.
-void tri_mtx(int64_t n, int64_t F, const float* M, int64_t ldm, const float* X, int64_t ldx,
-             float* out, int64_t ldo) {
-  for (int64_t j0 = 0; j0 < n; j0 += kBlock)
-    gemm(true, false, std::min(kBlock, n - j0), F, n - j0, 1.0f, M + j0 * ldm + j0, ldm,
-         X + j0 * ldx, ldx, 1.0f, out + j0 * ldo, ldo);
 }
 
 // ---- chunkwise form ----------------------------------------------------------------------
@@ -183,7 +155,7 @@ void chunk_fwd_head(const RetShape& s, const ChunkPlan& p, int64_t b, int64_t h,
       scale_rows(nq, s.dk, pw + 1, 1, Qc, p.qs, xs, s.dk);
       gemm(false, false, nq, s.dv, s.dk, 1.0f, xs, s.dk, S, s.dv, 0.0f, Oc, p.vs);
     }
-    tri_mx(nq, s.dv, A, p.ld, Vc, p.vs, has_state ? 1.0f : 0.0f, Oc, p.vs);
+    tri_mm(nq, s.dv, A, p.ld, Vc, p.vs, has_state ? 1.0f : 0.0f, Oc, p.vs);
     scale_rows(nq, s.dv, rowc + r.t0, 1, Oc, p.vs, Oc, p.vs);
     if (c + 1 == p.nc && !want_state) break;
     // S = g^nq S + sum_j (g^(nq-1-j) k_j)^T v_j.
@@ -247,7 +219,7 @@ void chunk_bwd_head(const RetShape& s, const ChunkPlan& p, int64_t b, int64_t h,
       float* dVc = dv + r.vo;
       tri_abt(nq, DK, Qc, p.qs, Kc, p.qs, A, p.ld);
       decay_mask(nq, cols, rev, p.Q - 1, A, p.ld);
-      tri_mtx(nq, DV, A, p.ld, dr, DV, dVc, p.vs);
+      tri_tmm(nq, DV, A, p.ld, dr, DV, dVc, p.vs);
       if (has_u) {
         scale_rows(nq, DK, pw + nq, -1, Kc, p.qs, xs, DK);
         gemm(false, false, nq, DV, DK, 1.0f, xs, DK, U, DV, 1.0f, dVc, p.vs);
@@ -258,7 +230,7 @@ void chunk_bwd_head(const RetShape& s, const ChunkPlan& p, int64_t b, int64_t h,
       decay_mask(nq, cols, rev, p.Q - 1, M, p.ld);
       if (dq) {
         float* dQc = dq + r.qo;
-        tri_mx(nq, DK, M, p.ld, Kc, p.qs, 1.0f, dQc, p.qs);
+        tri_mm(nq, DK, M, p.ld, Kc, p.qs, 1.0f, dQc, p.qs);
         if (c > 0) {
           scale_rows(nq, DV, pw + 1, 1, dr, DV, xs, DV);
           gemm(false, false, nq, DK, DV, 1.0f, xs, DV, st + c * SZ, DK, 1.0f, dQc, p.qs);
@@ -266,7 +238,7 @@ void chunk_bwd_head(const RetShape& s, const ChunkPlan& p, int64_t b, int64_t h,
       }
       if (dk) {
         float* dKc = dk + r.qo;
-        tri_mtx(nq, DK, M, p.ld, Qc, p.qs, dKc, p.qs);
+        tri_tmm(nq, DK, M, p.ld, Qc, p.qs, dKc, p.qs);
         if (has_u) {
           scale_rows(nq, DV, pw + nq, -1, Vc, p.vs, xs, DV);
           gemm(false, true, nq, DK, DV, 1.0f, xs, DV, U, DV, 1.0f, dKc, p.qs);

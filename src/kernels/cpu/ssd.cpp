@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/simd.h"
+#include "kernels/cpu/tri_gemm.h"
 
 // Within chunk c (local steps i, j; cum_i = sum of delta*A over steps <= i of the chunk):
 //   y_i   = sum_{j<=i} exp(cum_i - cum_j) delta_j (C_i . B_j) x_j + exp(cum_i) S_in C_i + D x_i
@@ -24,15 +25,10 @@ namespace {
 using simd::v16;
 using simd::v16i;
 
-// The (Q, Q) triangle is done in row blocks of this many; a block's products stop at its
-// last row's diagonal, which skips most of the zero upper half.
-constexpr int64_t kBlock = 64;
 const v16i kLane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
 int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 float softplus(float u) { return u > 20.0f ? u : std::log1p(std::exp(u)); }
-// Columns [0, tri_end) of row i can be nonzero in the blocked lower triangle of an (n, n).
-int64_t tri_end(int64_t i, int64_t n) { return std::min(n, (i / kBlock + 1) * kBlock); }
 float dot(const float* a, const float* b, int64_t n) {
   float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
@@ -152,30 +148,6 @@ void carry(const SsdShape& s, const Plan& p, const float* cum, bool reverse, flo
         }
       }
   }
-}
-
-// out (n, n), row stride ldo: the blocked lower triangle of A (n, K) . Bt (n, K)^T.
-void tri_abt(int64_t n, int64_t K, const float* A, int64_t lda, const float* Bt, int64_t ldb,
-             float* out, int64_t ldo) {
-  for (int64_t i0 = 0; i0 < n; i0 += kBlock)
-    gemm(false, true, std::min(kBlock, n - i0), tri_end(i0, n), K, 1.0f, A + i0 * lda, lda, Bt, ldb,
-         0.0f, out + i0 * ldo, ldo);
-}
-
-// out (n, F) = M (n, n) . X (n, F) + beta * out, with M zero above its diagonal.
-void tri_mm(int64_t n, int64_t F, const float* M, int64_t ldm, const float* X, int64_t ldx,
-            float beta, float* out, int64_t ldo) {
-  for (int64_t i0 = 0; i0 < n; i0 += kBlock)
-    gemm(false, false, std::min(kBlock, n - i0), F, tri_end(i0, n), 1.0f, M + i0 * ldm, ldm, X, ldx,
-         beta, out + i0 * ldo, ldo);
-}
-
-// out (n, F) += M^T . X with M (n, n) as above: output rows j only meet rows i >= j of M.
-void tri_tmm(int64_t n, int64_t F, const float* M, int64_t ldm, const float* X, int64_t ldx,
-             float* out, int64_t ldo) {
-  for (int64_t j0 = 0; j0 < n; j0 += kBlock)
-    gemm(true, false, std::min(kBlock, n - j0), F, n - j0, 1.0f, M + j0 * ldm + j0, ldm,
-         X + j0 * ldx, ldx, 1.0f, out + j0 * ldo, ldo);
 }
 
 // Per-thread scratch for one chunk. Square matrices are (Q, ld) with ld = Q rounded up to
