@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "autograd/ops.h"
+#include "base/memory_stats.h"
 #include "base/rng.h"
 #include "base/threads.h"
 #include "bench/bench_common.h"
@@ -65,16 +66,6 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
   for (auto& v : t) v = static_cast<int32_t>(rng.below(vocab));
   return t;
 }
-
-// Peak resident memory since the last reset (KiB), from /proc.
-long peak_rss_kib() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 struct Args {
   int64_t batch = 8, train_seq = 512, train_steps = 3, memory_seq = 0, prefill = 512, decode = 64,
@@ -135,10 +126,10 @@ json bench_one(const std::string& name, const Args& a, double gemm) {
     // Peak memory of one training step (fresh optimizer state included). Run one model
     // per process for this: the allocator keeps freed memory resident.
     pf::AdamW adam(pf::AdamWConfig{}, params, kinds);
-    reset_peak_rss();
+    pf::reset_peak_rss();
     pf::Timer t;
     train_step(adam, a.memory_batch, a.memory_seq, 99);
-    const long kib = peak_rss_kib();
+    const long kib = pf::peak_rss_kib();
     r["train_memory"] = {{"batch", a.memory_batch},
                          {"seq", a.memory_seq},
                          {"peak_rss_mib", kib / 1024.0},

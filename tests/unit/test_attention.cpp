@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "base/memory_stats.h"
 #include "base/rng.h"
 #include "gradcheck.h"
 #include "kernels/cpu/attention.h"
@@ -258,29 +259,9 @@ TEST(Attention, BackwardSingleKvHeadAndBatch) {
   check_bwd_fd(attn_shape(2, 9, 9, 3, 1, 6, 0), 300);
 }
 
-namespace {
-// Peak resident set since the last reset, in KiB; -1 when /proc is unavailable.
-long peak_rss_kib() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-long current_rss_kib() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-bool reset_peak_rss() {
-  std::ofstream f("/proc/self/clear_refs");
-  f << "5";
-  f.flush();
-  return static_cast<bool>(f);
-}
-}  // namespace
+using pf::current_rss_kib;
+using pf::peak_rss_kib;
+using pf::reset_peak_rss;
 
 TEST(Attention, LongSequenceWithoutQuadraticMemory) {
   const int64_t T = 4096, hd = 64;

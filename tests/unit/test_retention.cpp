@@ -14,6 +14,7 @@
 
 #include "autograd/ops_retention.h"
 #include "base/error.h"
+#include "base/memory_stats.h"
 #include "base/rng.h"
 #include "base/threads.h"
 #include "gradcheck.h"
@@ -478,21 +479,8 @@ TEST(Retention, BackwardSkipsNullAndAccumulates) {
 
 // ---- long sequences ------------------------------------------------------------------------
 
-namespace {
-long proc_status_kib(const char* key) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind(key, 0) == 0) return std::stol(line.substr(std::string(key).size()));
-  return -1;
-}
-bool reset_peak_rss() {
-  std::ofstream f("/proc/self/clear_refs");
-  f << "5";
-  f.flush();
-  return static_cast<bool>(f);
-}
-}  // namespace
+using pf::proc_status_kib;
+using pf::reset_peak_rss;
 
 TEST(Retention, LongParallelWithoutQuadraticMemory) {
   const RetCase c({1, 4096, 1, 64, 64}, 1000, 0, 0.5f);

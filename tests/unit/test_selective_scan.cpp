@@ -16,6 +16,7 @@
 
 #include "autograd/ops_ssm.h"
 #include "base/error.h"
+#include "base/memory_stats.h"
 #include "base/rng.h"
 #include "gradcheck.h"
 #include "kernels/cpu/selective_scan.h"
@@ -330,21 +331,8 @@ TEST(SelectiveScan, KernelBackwardRecomputesCheckpointsAndIsDeterministic) {
   EXPECT_TRUE(all_close(dB, a.dB, 1e-6, 1e-6));
 }
 
-namespace {
-long proc_status_kib(const char* key) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind(key, 0) == 0) return std::stol(line.substr(std::string(key).size()));
-  return -1;
-}
-bool reset_peak_rss() {
-  std::ofstream f("/proc/self/clear_refs");
-  f << "5";
-  f.flush();
-  return static_cast<bool>(f);
-}
-}  // namespace
+using pf::proc_status_kib;
+using pf::reset_peak_rss;
 
 TEST(SelectiveScan, LongBackwardWithoutStateTensor) {
   const ScanShape s{1, 4096, 64, 16};

@@ -1,0 +1,28 @@
+// Resident memory of this process from /proc (Linux), for memory benchmarks and tests.
+#pragma once
+#include <fstream>
+#include <string>
+
+namespace pf {
+
+// A "Key:   N kB" field of /proc/self/status in KiB (e.g. "VmHWM:", "VmRSS:"); -1 if absent.
+inline long proc_status_kib(const char* key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(key, 0) == 0) return std::stol(line.substr(std::string(key).size()));
+  return -1;
+}
+
+inline long peak_rss_kib() { return proc_status_kib("VmHWM:"); }
+inline long current_rss_kib() { return proc_status_kib("VmRSS:"); }
+
+// Resets the peak (VmHWM) to the current RSS; false where /proc does not allow it.
+inline bool reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+  f.flush();
+  return static_cast<bool>(f);
+}
+
+}  // namespace pf
