@@ -6,10 +6,12 @@
 
 #include "apps/commands.h"
 #include "apps/model_flags.h"
+#include "base/checks.h"
 #include "base/error.h"
 #include "base/threads.h"
 #include "data/corpus.h"
 #include "io/checkpoint.h"
+#include "io/run_dir.h"
 #include "io/config_json.h"
 #include "models/lm.h"
 #include "train/trainer.h"
@@ -24,6 +26,7 @@ struct TrainArgs {
   std::string resume, init_from;
   double val_fraction = 0.01;
   int threads = 0;
+  bool overwrite = false;
   TrainArgs() { opt.steps = 0; }  // 0 = not given: 1000, or the resumed run's own total
 };
 
@@ -32,17 +35,23 @@ void run_train(TrainArgs& a) {
   namespace fs = std::filesystem;
   std::unique_ptr<LanguageModel> model;
   PF_CHECK(a.resume.empty() || a.init_from.empty(), "give at most one of --resume and --init-from");
+  PF_CHECK(a.opt.steps >= 0, "--steps ", a.opt.steps, " is outside [1, 2^40]");
+  check_range("--val-fraction", a.val_fraction, 0.0, 1.0, true, true);
   if (a.opt.out_dir.empty()) a.opt.out_dir = a.resume.empty() ? "runs/default" : a.resume;
+  const bool same_dir = !a.resume.empty() && fs::weakly_canonical(a.opt.out_dir) ==
+                                                 fs::weakly_canonical(a.resume);
   if (!a.init_from.empty())
     PF_CHECK(fs::weakly_canonical(a.opt.out_dir) != fs::weakly_canonical(a.init_from),
              "--out must differ from --init-from, so the original model stays intact");
+  // Refused before anything is loaded or trained: the run must be able to save at the end.
+  RunDir::check_out_dir(a.opt.out_dir, a.overwrite, same_dir);
   std::string source_dir;  // where the model (and its tokenizer) come from, if anywhere
   if (!a.resume.empty()) {
     source_dir = resolve_checkpoint_dir(a.resume);
     // Resume keeps the run's own hyper-parameters; only length, time and output may change.
-    const std::string dir = resolve_checkpoint_dir(a.resume);
-    nlohmann::json st = read_json_file((fs::path(dir) / "trainer_state.json").string());
-    TrainOptions saved = TrainOptions::from_json(st.at("options"));
+    const std::string dir = source_dir;
+    TrainOptions saved =
+        read_trainer_state((fs::path(dir) / "trainer_state.json").string()).options;
     if (a.opt.steps > 0) saved.steps = a.opt.steps;  // else the run's own schedule length
     saved.time_limit = a.opt.time_limit;
     saved.out_dir = a.opt.out_dir;
@@ -61,7 +70,7 @@ void run_train(TrainArgs& a) {
     model = create_model(a.model.config(), a.opt.seed);
   }
   if (a.opt.steps <= 0) a.opt.steps = 1000;
-  {}
+  a.opt.validate();
   std::unique_ptr<Tokenizer> tok =
       source_dir.empty() ? std::make_unique<ByteTokenizer>() : load_tokenizer(source_dir);
   PF_CHECK(model->vocab_size() >= tok->vocab_size(), "model vocabulary ", model->vocab_size(),
@@ -85,7 +94,8 @@ void run_train(TrainArgs& a) {
   TrainResult r = trainer.run();
   std::printf("done: %ld steps in %.1f s, %.0f tokens/s, validation %.4f bits per byte\n",
               static_cast<long>(r.steps_done), r.seconds, r.tokens_per_sec, r.val_bpb);
-  if (!a.opt.out_dir.empty()) std::printf("checkpoint: %s\n", a.opt.out_dir.c_str());
+  if (!trainer.last_checkpoint().empty())
+    std::printf("checkpoint: %s (%s)\n", a.opt.out_dir.c_str(), trainer.last_checkpoint().c_str());
 }
 }  // namespace
 
@@ -97,6 +107,9 @@ void add_train(CLI::App& app) {
   cmd->add_option("--out", a->opt.out_dir,
                   "Checkpoint directory (default: runs/default, or the --resume directory)");
   cmd->add_option("--resume", a->resume, "Continue from this checkpoint directory");
+  cmd->add_flag("--overwrite", a->overwrite,
+                "Let --out name the directory of another run: its checkpoint is replaced once "
+                "this run saves (files postformer did not write are never removed)");
   cmd->add_option("--init-from", a->init_from,
                   "Fine-tune the model in this directory (our checkpoints or a published layout); "
                   "its tokenizer is used and the result keeps its layout");

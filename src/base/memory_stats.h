@@ -1,5 +1,8 @@
 // Resident memory of this process from /proc (Linux), for memory benchmarks and tests.
 #pragma once
+#include <unistd.h>
+
+#include <cstdint>
 #include <fstream>
 #include <string>
 
@@ -12,6 +15,12 @@ inline long proc_status_kib(const char* key) {
   while (std::getline(f, line))
     if (line.rfind(key, 0) == 0) return std::stol(line.substr(std::string(key).size()));
   return -1;
+}
+
+// Physical memory of the machine in bytes (0 when unknown).
+inline int64_t physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : 0;
 }
 
 inline long peak_rss_kib() { return proc_status_kib("VmHWM:"); }

@@ -1,10 +1,15 @@
 #include "base/threads.h"
 
+#include "base/error.h"
+
 #include <omp.h>
 
 namespace pf {
 
 void set_num_threads(int n) {
+  // Thousands of threads exhaust the OpenMP runtime; a bound well past any core count.
+  PF_CHECK(n >= 0 && n <= kMaxThreads, "--threads ", n, " is outside [0, ", kMaxThreads,
+           "] (0 = all cores)");
   if (n > 0) omp_set_num_threads(n);
 }
 

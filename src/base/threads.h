@@ -3,8 +3,10 @@
 
 namespace pf {
 
+constexpr int kMaxThreads = 256;
+
 // Sets the number of worker threads; n <= 0 keeps the runtime default.
-void set_num_threads(int n);
+void set_num_threads(int n);  // n in [0, kMaxThreads], else an error naming --threads
 int num_threads();
 
 }  // namespace pf

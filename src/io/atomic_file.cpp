@@ -1,12 +1,14 @@
 #include "io/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "base/error.h"
+#include "io/fault_inject.h"
 
 namespace pf {
 
@@ -21,8 +23,10 @@ std::string parent_dir(const std::string& path) {
   return path.substr(0, slash);
 }
 
+}  // namespace
+
 // Makes the rename itself durable; without this a crash can lose the new directory entry.
-void fsync_dir(const std::string& path) {
+void sync_dir(const std::string& path) {
   const std::string dir = parent_dir(path);
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) fail("cannot open directory ", dir, " to sync ", path, ": ", errno_str());
@@ -36,10 +40,14 @@ void fsync_dir(const std::string& path) {
   }
 }
 
-}  // namespace
 
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer) {
+  // Replacing a FIFO, device, directory or symlink would destroy something we did not write.
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    fail("cannot write ", path, ": it exists and is not a regular file");
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  file_op_point("create", path);
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (f == nullptr) fail("cannot write ", path, ": cannot create ", tmp, ": ", errno_str());
   // Closes (if still open) and removes the temp file, preserving errno for the message.
@@ -67,8 +75,9 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
   const int rc = std::fclose(f);
   f = nullptr;
   if (rc != 0) abandon("close");
+  file_op_point("rename", path);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) abandon("rename");
-  fsync_dir(path);
+  sync_dir(path);
 }
 
 void write_file_atomic(const std::string& path, const std::string& contents) {
@@ -76,23 +85,6 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
     if (!contents.empty() && std::fwrite(contents.data(), 1, contents.size(), f) != contents.size())
       fail("cannot write ", path, ": write failed: ", errno_str());
   });
-}
-
-std::string read_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) fail("cannot open ", path, ": ", errno_str());
-  std::string out;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
-  const bool bad = std::ferror(f) != 0;
-  const int saved = errno;
-  std::fclose(f);
-  if (bad) {
-    errno = saved;
-    fail("cannot read ", path, ": ", errno_str());
-  }
-  return out;
 }
 
 }  // namespace pf

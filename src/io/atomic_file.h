@@ -4,6 +4,8 @@
 #include <functional>
 #include <string>
 
+#include "io/read_file.h"  // read_file, for the callers that write and read back
+
 namespace pf {
 
 // Writes through `writer` into PATH.tmp.<pid>, flushes and fsyncs it, renames it over
@@ -11,8 +13,7 @@ namespace pf {
 // pf::Error naming the path is thrown (exceptions from `writer` propagate the same way).
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer);
 void write_file_atomic(const std::string& path, const std::string& contents);
-
-// Whole file as bytes; throws "cannot open PATH: reason" and similar.
-std::string read_file(const std::string& path);
+// Syncs the directory that holds `path`, so a rename into it survives a power loss.
+void sync_dir(const std::string& path);
 
 }  // namespace pf

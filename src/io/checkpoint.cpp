@@ -1,6 +1,8 @@
 #include "io/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "base/error.h"
 #include "io/atomic_file.h"
@@ -19,8 +21,9 @@ WeightFiles::WeightFiles(const std::string& dir) : dir_(dir) {
   }
   PF_CHECK(fs::exists(index), dir, " has no model.safetensors (nor model.safetensors.index.json)");
   const nlohmann::json j = read_json_file(index.string());
-  PF_CHECK(j.contains("weight_map") && j["weight_map"].is_object(), index.string(),
-           ": no 'weight_map' object");
+  PF_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(),
+           index.string(), ": no 'weight_map' object");
+  PF_CHECK(!j["weight_map"].empty(), index.string(), ": 'weight_map' names no tensors");
   std::map<std::string, size_t> file_index;
   for (const auto& [name, file] : j["weight_map"].items()) {
     PF_CHECK(file.is_string(), index.string(), ": weight_map entry for '", name,
@@ -30,8 +33,43 @@ WeightFiles::WeightFiles(const std::string& dir) : dir_(dir) {
              ": shard name '", f, "' must be a plain file name");
     auto [it, fresh] = file_index.emplace(f, files_.size());
     if (fresh) files_.push_back(std::make_unique<SafetensorsFile>((fs::path(dir) / f).string()));
+    PF_CHECK(files_[it->second]->has(name), index.string(), ": weight_map puts '", name, "' in ", f,
+             ", which does not hold it");
     shard_of_[name] = it->second;
   }
+  // A tensor in a shard that the index does not list would be silently ignored.
+  for (const auto& file : files_)
+    for (const std::string& name : file->names())
+      PF_CHECK(shard_of_.count(name) && files_[shard_of_[name]].get() == file.get(), file->path(),
+               ": tensor '", name, "' is not listed for this shard in ", index.string());
+}
+
+Tensor WeightFiles::load_f32(const std::string& name) const {
+  if (shard_of_.empty()) return files_.front()->load_f32(name);
+  auto it = shard_of_.find(name);
+  PF_CHECK(it != shard_of_.end(), dir_, ": missing tensor '", name, "'");
+  return files_[it->second]->load_f32(name);
+}
+
+std::vector<std::string> WeightFiles::names() const {
+  std::vector<std::string> out;
+  for (const auto& f : files_)
+    for (const std::string& n : f->names()) out.push_back(n);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+int64_t WeightFiles::total_elements() const {
+  int64_t n = 0;
+  for (const auto& f : files_)
+    for (const std::string& name : f->names()) n += shape_numel(f->info(name).shape);
+  return n;
+}
+
+const std::string& WeightFiles::where(const std::string& name) const {
+  if (shard_of_.empty()) return files_.front()->path();
+  auto it = shard_of_.find(name);
+  return it == shard_of_.end() ? dir_ : files_[it->second]->path();
 }
 
 Tensor WeightFiles::load_f32(const std::string& name, const Shape& expected) const {
@@ -42,53 +80,63 @@ Tensor WeightFiles::load_f32(const std::string& name, const Shape& expected) con
   return files_[it->second]->load_f32(name, expected);
 }
 
-void load_weights(LanguageModel& m, const WeightFiles& w) {
-  m.visit_params([&](const std::string& name, Var& p, ParamKind) {
-    p.value().copy_from(w.load_f32(name, p.shape()));
-  });
+namespace {
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
+}  // namespace
 
-std::string resolve_checkpoint_dir(const std::string& dir) {
-  if (fs::exists(fs::path(dir) / "config.json")) return dir;
-  if (fs::exists(fs::path(dir + ".old") / "config.json")) return dir + ".old";
-  PF_CHECK(fs::exists(dir), "model directory ", dir, " does not exist");
-  fail(dir, " has no config.json");
+void load_weights(LanguageModel& m, const WeightFiles& w) {
+  std::set<std::string> used;
+  Tensor embedding;  // for comparing a stored lm_head of a tied model
+  m.visit_params([&](const std::string& name, Var& p, ParamKind kind) {
+    Tensor t = w.load_f32(name, p.shape());
+    const int64_t bad = first_nonfinite(t);
+    PF_CHECK(bad < 0, w.where(name), ": tensor '", name, "' holds ", t.data()[bad], " at element ",
+             bad, " (weights must be finite)");
+    p.value().copy_from(t);
+    used.insert(name);
+    if (kind == ParamKind::Embedding) embedding = p.value();
+  });
+  for (const std::string& name : w.names()) {
+    if (used.count(name) || ends_with(name, ".rotary_emb.inv_freq")) continue;
+    if (name == "lm_head.weight" && embedding.defined()) {
+      // Exports of tied models may store the head too; it must then be the embedding.
+      const Tensor head = w.load_f32(name);
+      PF_CHECK(head.shape() == embedding.shape() && head.to_vector() == embedding.to_vector(),
+               w.where(name), ": lm_head.weight differs from the embedding, but the config ties "
+               "them (set tie_word_embeddings / tie_embeddings to false)");
+      continue;
+    }
+    fail(w.where(name), ": unexpected tensor '", name,
+         "' (the config does not describe it: does it have fewer layers than the weights?)");
+  }
 }
 
 std::unique_ptr<LanguageModel> load_model(const std::string& dir_in) {
   const std::string dir = resolve_checkpoint_dir(dir_in);
-  nlohmann::json cfg = read_json_file((fs::path(dir) / "config.json").string());
+  const std::string cfg_path = (fs::path(dir) / "config.json").string();
+  nlohmann::json cfg = read_json_file(cfg_path);
+  int64_t params = 0;
+  try {
+    params = config_param_count(cfg);
+  } catch (const Error& e) {
+    fail(cfg_path, ": ", e.what());
+  }
+  // Before building: a config asking for far more than the files hold cannot match them
+  // (a near miss is left to load_weights, which names the missing tensor).
+  const WeightFiles weights(dir);
+  PF_CHECK(params / 2 <= weights.total_elements(), cfg_path, ": describes ", params,
+           " parameters but the weights in ", dir, " hold only ", weights.total_elements(),
+           " values; the config does not match the checkpoint");
   std::unique_ptr<LanguageModel> m;
   try {
     m = create_model(cfg, 0);
   } catch (const Error& e) {
-    fail(dir, "/config.json: ", e.what());
+    fail(cfg_path, ": ", e.what());
   }
-  load_weights(*m, WeightFiles(dir));
+  load_weights(*m, weights);
   return m;
-}
-
-namespace {
-void fsync_dir(const fs::path& p) {
-  // Best effort: the rename is durable once the parent directory is synced.
-  write_file_atomic((p / ".sync").string(), std::string());
-  fs::remove(p / ".sync");
-}
-}  // namespace
-
-void write_dir_atomic(const std::string& dir, const std::function<void(const std::string&)>& fill) {
-  const fs::path target(dir);
-  const fs::path tmp = fs::path(dir + ".tmp");
-  const fs::path old = fs::path(dir + ".old");
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  fill(tmp.string());
-  fs::remove_all(old);
-  if (fs::exists(target)) fs::rename(target, old);
-  fs::rename(tmp, target);
-  fs::remove_all(old);
-  fsync_dir(target.has_parent_path() ? target.parent_path() : fs::path("."));
 }
 
 void write_model_files(const std::string& dir, LanguageModel& m) {
@@ -100,7 +148,10 @@ void write_model_files(const std::string& dir, LanguageModel& m) {
 }
 
 void save_model(const std::string& dir, LanguageModel& m) {
-  write_dir_atomic(dir, [&](const std::string& tmp) { write_model_files(tmp, m); });
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  PF_CHECK(!ec, "cannot create ", dir, ": ", ec.message());
+  write_model_files(dir, m);
 }
 
 }  // namespace pf

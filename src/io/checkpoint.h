@@ -1,6 +1,6 @@
 // Model directories in the Hugging Face layout (config.json + model.safetensors), plus
-// the optimizer and trainer state of a training checkpoint. A whole directory is
-// written beside the target and swapped in by rename, so a crash never loses the last one.
+// the optimizer and trainer state of a training checkpoint. Training runs keep their
+// checkpoints in a RunDir (io/run_dir.h), which survives any sequence of crashes.
 #pragma once
 #include <functional>
 #include <map>
@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "io/run_dir.h"
 #include "io/safetensors.h"
 #include "models/lm.h"
 
@@ -20,6 +21,10 @@ class WeightFiles {
  public:
   explicit WeightFiles(const std::string& dir);
   Tensor load_f32(const std::string& name, const Shape& expected) const;
+  Tensor load_f32(const std::string& name) const;
+  std::vector<std::string> names() const;  // every tensor in every file, sorted
+  int64_t total_elements() const;          // summed over all tensors
+  const std::string& where(const std::string& name) const;  // the file holding it
 
  private:
   std::string dir_;
@@ -27,18 +32,17 @@ class WeightFiles {
   std::map<std::string, size_t> shard_of_;  // tensor name -> index into files_ (sharded only)
 };
 
-// Copies every parameter from w, checking names and shapes; extra tensors are ignored.
+// Copies every parameter from w, checking names, shapes and that every value is finite.
+// A tensor the model does not use is an error (a config with fewer layers than the
+// weights), except buffers the published exports carry (rotary inv_freq, a tied lm_head
+// equal to the embedding).
 void load_weights(LanguageModel& m, const WeightFiles& w);
 // Reads DIR/config.json and DIR/model.safetensors.
 std::unique_ptr<LanguageModel> load_model(const std::string& dir);
 
-// Writes a directory atomically: `fill(tmp_dir)` writes the files, then it replaces dir.
-void write_dir_atomic(const std::string& dir, const std::function<void(const std::string&)>& fill);
 // Writes config.json and model.safetensors of m into an existing directory.
 void write_model_files(const std::string& dir, LanguageModel& m);
-// A model-only directory, written atomically.
+// A model-only directory (created if needed); each file is replaced atomically.
 void save_model(const std::string& dir, LanguageModel& m);
-// The directory to read: dir itself, or dir.old when a swap was interrupted.
-std::string resolve_checkpoint_dir(const std::string& dir);
 
 }  // namespace pf

@@ -1,22 +1,61 @@
 #include "io/config_json.h"
 
-#include <fstream>
-#include <sstream>
+#include <set>
+#include <vector>
 
 #include "base/error.h"
+#include "io/read_file.h"
 
 namespace pf {
 
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  PF_CHECK(in.good(), "cannot open ", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
+namespace {
+// Thrown from the parser callback; caught in parse_json.
+struct JsonProblem {
+  std::string what;
+};
+}  // namespace
+
+nlohmann::json parse_json(const char* begin, const char* end, const std::string& what,
+                          int max_depth) {
+  using json = nlohmann::json;
+  // One entry per open object or array: the keys seen so far (arrays have none).
+  std::vector<std::set<std::string>> open;
+  auto cb = [&](int, json::parse_event_t ev, json& parsed) {
+    switch (ev) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (static_cast<int>(open.size()) >= max_depth)
+          throw JsonProblem{"nested deeper than " + std::to_string(max_depth) + " levels"};
+        open.emplace_back();
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        if (!open.empty()) open.pop_back();
+        break;
+      case json::parse_event_t::key:
+        if (!open.empty() && !open.back().insert(parsed.get<std::string>()).second)
+          throw JsonProblem{"duplicate key '" + parsed.get<std::string>() + "'"};
+        break;
+      case json::parse_event_t::value:
+        break;
+    }
+    return true;
+  };
   try {
-    return nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, ": invalid JSON: ", e.what());
+    return json::parse(begin, end, cb);
+  } catch (const JsonProblem& p) {
+    fail(what, ": invalid JSON: ", p.what);
+  } catch (const json::exception& e) {
+    fail(what, ": invalid JSON: ", e.what());
   }
+}
+
+nlohmann::json parse_json(const std::string& text, const std::string& what, int max_depth) {
+  return parse_json(text.data(), text.data() + text.size(), what, max_depth);
+}
+
+nlohmann::json read_json_file(const std::string& path, uint64_t max_bytes) {
+  return parse_json(read_file(path, max_bytes), path);
 }
 
 namespace {
@@ -30,6 +69,8 @@ const nlohmann::json& need(const nlohmann::json& j, const std::string& key) {
 int64_t json_int(const nlohmann::json& j, const std::string& key) {
   const auto& v = need(j, key);
   PF_CHECK(v.is_number_integer(), "config key '", key, "' must be an integer, got ", v.dump());
+  PF_CHECK(!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t{INT64_MAX}, "config key '",
+           key, "' is too large: ", v.dump());
   return v.get<int64_t>();
 }
 

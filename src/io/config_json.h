@@ -5,8 +5,17 @@
 
 namespace pf {
 
-// Parses a JSON file; errors name the file and the parse problem.
-nlohmann::json read_json_file(const std::string& path);
+constexpr int kMaxJsonDepth = 64;
+
+// Parses JSON strictly: a duplicate key in an object and nesting deeper than max_depth are
+// errors (parsers disagree on the first; the second would exhaust the stack of whatever
+// walks the tree). Errors name `what` (usually the file) and the problem.
+nlohmann::json parse_json(const std::string& text, const std::string& what,
+                          int max_depth = kMaxJsonDepth);
+nlohmann::json parse_json(const char* begin, const char* end, const std::string& what,
+                          int max_depth = kMaxJsonDepth);
+// A regular file of at most max_bytes, parsed as above.
+nlohmann::json read_json_file(const std::string& path, uint64_t max_bytes = uint64_t{1} << 30);
 
 // Typed access with a clear error ("config is missing the key 'hidden_size'").
 int64_t json_int(const nlohmann::json& j, const std::string& key);

@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "io/atomic_file.h"
+#include "io/config_json.h"
 #include "tensor/dtype_convert.h"
 
 namespace pf {
@@ -57,7 +58,8 @@ constexpr size_t kChunk = 1 << 16;
 }  // namespace
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO must be refused, not waited on.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) fail(path, ": cannot open: ", std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -86,6 +88,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     std::memcpy(&header_len, map_, 8);
     if (header_len > size - 8)
       fail(path, ": header length ", header_len, " exceeds file size ", size);
+    // The format caps the header at 100 MB so a reader never parses an unbounded one.
+    if (header_len > (uint64_t{100} << 20))
+      fail(path, ": header length ", header_len, " exceeds the format's 100 MB limit");
     parse_header(header_len);
   } catch (...) {
     ::munmap(map_, map_size_);
@@ -103,12 +108,7 @@ void SafetensorsFile::parse_header(uint64_t header_len) {
   data_ = reinterpret_cast<const unsigned char*>(base) + 8 + header_len;
   data_size_ = map_size_ - 8 - header_len;
 
-  json header;
-  try {
-    header = json::parse(base + 8, base + 8 + header_len);
-  } catch (const json::exception& e) {
-    fail(path_, ": invalid JSON header: ", e.what());
-  }
+  const json header = parse_json(base + 8, base + 8 + header_len, path_ + ": header", 8);
   if (!header.is_object()) fail(path_, ": header is not a JSON object");
 
   for (const auto& [name, entry] : header.items()) {
@@ -168,6 +168,25 @@ void SafetensorsFile::parse_header(uint64_t header_len) {
     info.end = static_cast<size_t>(e);
     tensors_.emplace(name, std::move(info));
   }
+  // The data section must be covered exactly: no two tensors share bytes, none is left over.
+  std::vector<const TensorInfo*> order;
+  for (const auto& kv : tensors_) order.push_back(&kv.second);
+  std::sort(order.begin(), order.end(), [](const TensorInfo* a, const TensorInfo* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  size_t covered = 0;
+  for (const TensorInfo* t : order) {
+    if (t->begin < covered)
+      fail(path_, ": tensor '", t->name, "' (bytes ", t->begin, "..", t->end,
+           ") overlaps the tensor before it");
+    if (t->begin > covered)
+      fail(path_, ": the data section has a gap of ", t->begin - covered, " bytes before tensor '",
+           t->name, "'");
+    covered = t->end;
+  }
+  if (covered != data_size_)
+    fail(path_, ": the data section is ", data_size_, " bytes but its tensors cover ", covered,
+         " (trailing bytes)");
 }
 
 const TensorInfo& SafetensorsFile::info(const std::string& name) const {

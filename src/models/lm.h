@@ -75,8 +75,14 @@ class LanguageModel {
 using ModelFactory =
     std::function<std::unique_ptr<LanguageModel>(const nlohmann::json& config, uint64_t seed)>;
 
+// Parameter count a config describes, computed without building anything.
+using ParamCounter = std::function<int64_t(const nlohmann::json& config)>;
+
 // Registers an architecture under `arch` (CLI name) and the config "model_type" it reads.
-void register_arch(const std::string& arch, const std::string& model_type, ModelFactory f);
+void register_arch(const std::string& arch, const std::string& model_type, ModelFactory f,
+                   ParamCounter count);
+// Validates a config and returns its parameter count, before any tensor is allocated.
+int64_t config_param_count(const nlohmann::json& config);
 // The model_type a config stands for: its "model_type", or one recognised from the
 // layout of a config without it (state-spaces Mamba); errors when neither.
 std::string detect_model_type(const nlohmann::json& config);

@@ -1,10 +1,12 @@
 #include <map>
 
 #include "base/error.h"
+#include "base/memory_stats.h"
 #include "models/lm.h"
 #include "models/mamba/mamba.h"
 #include "models/mamba/mamba_config.h"
 #include "models/retnet/retnet.h"
+#include "models/retnet/retnet_config.h"
 #include "models/transformer/transformer.h"
 
 namespace pf {
@@ -13,6 +15,7 @@ namespace {
 struct Entry {
   std::string model_type;
   ModelFactory factory;
+  ParamCounter count;
 };
 std::map<std::string, Entry>& table() {
   static std::map<std::string, Entry> t;
@@ -23,15 +26,20 @@ void ensure_builtins() {
   static bool done = false;
   if (done) return;
   done = true;
-  register_arch("transformer", "llama", make_transformer);
-  register_arch("mamba", "mamba", make_mamba);
-  register_arch("mamba2", "mamba2", make_mamba2);
-  register_arch("retnet", "retnet", make_retnet);
+  register_arch("transformer", "llama", make_transformer,
+                [](const nlohmann::json& j) { return TransformerConfig::from_json(j).param_count(); });
+  register_arch("mamba", "mamba", make_mamba,
+                [](const nlohmann::json& j) { return MambaConfig::from_json(j, 1).param_count(); });
+  register_arch("mamba2", "mamba2", make_mamba2,
+                [](const nlohmann::json& j) { return MambaConfig::from_json(j, 2).param_count(); });
+  register_arch("retnet", "retnet", make_retnet,
+                [](const nlohmann::json& j) { return RetNetConfig::from_json(j).param_count(); });
 }
 }  // namespace
 
-void register_arch(const std::string& arch, const std::string& model_type, ModelFactory f) {
-  table()[arch] = Entry{model_type, std::move(f)};
+void register_arch(const std::string& arch, const std::string& model_type, ModelFactory f,
+                   ParamCounter count) {
+  table()[arch] = Entry{model_type, std::move(f), std::move(count)};
 }
 
 std::string detect_model_type(const nlohmann::json& config) {
@@ -43,12 +51,29 @@ std::string detect_model_type(const nlohmann::json& config) {
   return config["model_type"].get<std::string>();
 }
 
-std::unique_ptr<LanguageModel> create_model(const nlohmann::json& config, uint64_t seed) {
+namespace {
+const Entry& entry_for(const nlohmann::json& config) {
   ensure_builtins();
   const std::string mt = detect_model_type(config);
   for (auto& [arch, e] : table())
-    if (e.model_type == mt) return e.factory(config, seed);
+    if (e.model_type == mt) return e;
   fail("unsupported model_type '", mt, "'");
+}
+}  // namespace
+
+int64_t config_param_count(const nlohmann::json& config) {
+  return entry_for(config).count(config);
+}
+
+std::unique_ptr<LanguageModel> create_model(const nlohmann::json& config, uint64_t seed) {
+  const Entry& e = entry_for(config);
+  // Checked before anything is allocated: an absurd config fails at once, not minutes later.
+  const int64_t params = e.count(config);
+  const int64_t ram = physical_memory_bytes();
+  PF_CHECK(ram == 0 || params <= ram / 4, "config describes ", params, " parameters (",
+           params / (1 << 28), " GiB of f32 weights), more than this machine's ", ram >> 30,
+           " GiB of memory");
+  return e.factory(config, seed);
 }
 
 std::string model_type_for_arch(const std::string& arch) {

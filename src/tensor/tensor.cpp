@@ -3,7 +3,9 @@
 #include <malloc.h>
 
 #include <cstdlib>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <sstream>
 
 #include "base/error.h"
@@ -61,15 +63,22 @@ const bool g_malloc_tuned = [] {
 Storage::Storage(size_t n) : bytes(n) {
   size_t rounded = ((n + 63) / 64) * 64;
   data = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-  PF_CHECK(data != nullptr, "out of memory allocating ", n, " bytes");
+  PF_CHECK(data != nullptr, "out of memory allocating ", n, " bytes (", n >> 20, " MiB)");
 }
 
 Storage::~Storage() { std::free(data); }
 
 Tensor Tensor::empty(const Shape& shape) {
-  for (int64_t v : shape) PF_CHECK(v >= 0, "negative dimension in shape ", shape_str(shape));
+  // Checked: a wrapped element count would allocate a small buffer and write past it.
+  int64_t n = 1;
+  for (int64_t v : shape) {
+    PF_CHECK(v >= 0, "negative dimension in shape ", shape_str(shape));
+    PF_CHECK(v == 0 || n <= (std::numeric_limits<int64_t>::max() / 4) / v, "shape ",
+             shape_str(shape), " is too large to allocate");
+    n *= v;
+  }
   Tensor t;
-  t.storage_ = std::make_shared<Storage>(shape_numel(shape) * sizeof(float));
+  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(n) * sizeof(float));
   t.shape_ = shape;
   t.strides_ = contiguous_strides(shape);
   return t;
@@ -218,6 +227,19 @@ Tensor Tensor::clone() const {
   Tensor t = empty(shape_);
   t.copy_from(*this);
   return t;
+}
+
+}  // namespace pf
+
+namespace pf {
+
+int64_t first_nonfinite(const Tensor& t) {
+  const Tensor c = t.contiguous();
+  const float* p = c.data();
+  const int64_t n = c.numel();
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) return i;
+  return -1;
 }
 
 }  // namespace pf

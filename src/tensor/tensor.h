@@ -71,4 +71,7 @@ class Tensor {
 
 Shape contiguous_strides(const Shape& shape);
 
+// Index of the first NaN or infinity in t (any strides), or -1 when all are finite.
+int64_t first_nonfinite(const Tensor& t);
+
 }  // namespace pf

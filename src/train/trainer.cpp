@@ -3,8 +3,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "autograd/ops.h"
+#include "base/checks.h"
 #include "base/error.h"
 #include "base/timer.h"
 #include "io/atomic_file.h"
@@ -57,11 +59,61 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   return o;
 }
 
+void TrainOptions::validate() const {
+  constexpr int64_t kMaxCount = int64_t{1} << 40;
+  check_range("--batch", batch, 1, 1 << 20);
+  check_range("--seq", seq, 1, 1 << 24);
+  check_range("--accum", accum, 1, 1 << 20);
+  checked_mul(checked_mul(batch, seq, "--batch x --seq"), accum, "tokens per step", kMaxCount);
+  check_range("--steps", steps, 1, kMaxCount);
+  check_range("--warmup", warmup, 0, kMaxCount);
+  check_range("--lr", lr, 0.0, 10.0, /*open_lo=*/true);
+  check_range("--min-lr-ratio", min_lr_ratio, 0.0, 1.0);
+  check_range("--clip", clip, 0.0, 1e9);
+  check_range("--beta1", adam.beta1, 0.0, 1.0, false, /*open_hi=*/true);
+  check_range("--beta2", adam.beta2, 0.0, 1.0, false, true);
+  check_range("--adam-eps", adam.eps, 0.0, 1.0, /*open_lo=*/true);
+  check_range("--weight-decay", adam.weight_decay, 0.0, 1e3);
+  check_range("--dropout", static_cast<double>(dropout), 0.0, 1.0, false, true);
+  check_range("--time-limit", time_limit, 0.0, 1e9);
+  check_range("--stop-at-step", stop_at_step, 0, kMaxCount);
+  check_range("--eval-every", eval_every, 0, kMaxCount);
+  check_range("--eval-batches", eval_batches, 1, kMaxCount);
+  check_range("--log-every", log_every, 1, kMaxCount);
+  check_range("--save-every", save_every, 0, kMaxCount);
+}
+
+TrainerState read_trainer_state(const std::string& path) {
+  const nlohmann::json j = read_json_file(path);
+  TrainerState st;
+  try {
+    PF_CHECK(j.is_object() && j.contains("options") && j["options"].is_object(),
+             "no 'options' object");
+    st.options = TrainOptions::from_json(j["options"]);
+    st.options.validate();
+    st.step = json_int(j, "step");
+    st.adam_steps = json_int(j, "adam_steps");
+    PF_CHECK(j.contains("arch") && j["arch"].is_string(), "no 'arch' string");
+    st.arch = j["arch"].get<std::string>();
+    check_range("step", st.step, 0, st.options.steps);
+    check_range("adam_steps", st.adam_steps, 0, st.step);
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+  return st;
+}
+
 Trainer::Trainer(LanguageModel& model, const Corpus& corpus, const TrainOptions& opt)
     : model_(model), corpus_(corpus), opt_(opt) {
-  PF_CHECK(opt.batch > 0 && opt.seq > 0 && opt.accum > 0, "batch, seq and accum must be positive");
+  opt.validate();
   PF_CHECK(opt.seq <= model.max_context(), "--seq ", opt.seq, " exceeds the model's context ",
            model.max_context());
+  // Everything that could fail at the end of a run is checked before its first step.
+  PF_CHECK(corpus.train_tokens() > opt.seq + 1, "the training split has ", corpus.train_tokens(),
+           " tokens, too few for one window of --seq ", opt.seq, " + 1");
+  PF_CHECK(corpus.num_val_batches(opt.batch, opt.seq) > 0, "the validation split (",
+           corpus.val_tokens(), " tokens) is too small for one batch of --batch ", opt.batch,
+           " x --seq ", opt.seq, " (+1); use more data, a larger --val-fraction or a smaller batch");
   std::vector<std::pair<std::string, Var>> params;
   std::vector<ParamKind> kinds;
   model_.visit_params([&](const std::string& name, Var& p, ParamKind kind) {
@@ -69,6 +121,7 @@ Trainer::Trainer(LanguageModel& model, const Corpus& corpus, const TrainOptions&
     kinds.push_back(kind);
   });
   adam_ = std::make_unique<AdamW>(opt.adam, params, kinds);
+  if (!opt.out_dir.empty()) run_dir_ = std::make_unique<RunDir>(opt.out_dir);
 }
 
 double Trainer::train_step() {
@@ -137,7 +190,10 @@ TrainResult Trainer::run() {
     const bool last = step_ == opt_.steps;
     const bool out_of_time = (opt_.time_limit > 0 && el >= opt_.time_limit) ||
                              (opt_.stop_at_step > 0 && step_ >= opt_.stop_at_step);
-    if (opt_.eval_every > 0 && (step_ % opt_.eval_every == 0 || last || out_of_time))
+    // The run's final checkpoint is written before its final evaluation.
+    const bool ending = last || out_of_time;
+    if (ending && run_dir_) save_checkpoint();
+    if (opt_.eval_every > 0 && (step_ % opt_.eval_every == 0 || ending))
       last_val = evaluate_bpb(opt_.eval_batches);
     if (!opt_.quiet && (step_ % opt_.log_every == 0 || last || out_of_time)) {
       const double tps = done * tokens_per_step / el;
@@ -150,8 +206,8 @@ TrainResult Trainer::run() {
                   format_eta(eta).c_str());
       std::fflush(stdout);
     }
-    if (!opt_.out_dir.empty() && opt_.save_every > 0 && step_ % opt_.save_every == 0 && !last)
-      save_checkpoint(opt_.out_dir);
+    if (run_dir_ && opt_.save_every > 0 && step_ % opt_.save_every == 0 && !ending)
+      save_checkpoint();
     if (out_of_time && !last) {
       r.stopped_by_time = true;
       if (!opt_.quiet)
@@ -163,13 +219,14 @@ TrainResult Trainer::run() {
   r.seconds = timer.seconds();
   r.steps_done = step_ - start_step;
   r.tokens_per_sec = r.seconds > 0 ? r.steps_done * tokens_per_step / r.seconds : 0;
+  // A run with no step to take (resumed at its end) still leaves its checkpoint.
+  if (run_dir_ && r.steps_done == 0) save_checkpoint();
   r.val_bpb = std::isnan(last_val) ? evaluate_bpb(opt_.eval_batches) : last_val;
-  if (!opt_.out_dir.empty()) save_checkpoint(opt_.out_dir);
   return r;
 }
 
-void Trainer::save_checkpoint(const std::string& dir) {
-  write_dir_atomic(dir, [&](const std::string& tmp) {
+void Trainer::save_checkpoint() {
+  last_checkpoint_ = run_dir_->save(step_, [&](const std::string& tmp) {
     write_model_files(tmp, model_);
     std::vector<std::pair<std::string, Tensor>> moments;
     for (auto& s : adam_->slots()) {
@@ -189,15 +246,35 @@ void Trainer::save_checkpoint(const std::string& dir) {
 
 void Trainer::resume_from(const std::string& dir_in) {
   const std::string dir = resolve_checkpoint_dir(dir_in);
-  nlohmann::json state = read_json_file((fs::path(dir) / "trainer_state.json").string());
+  const std::string state_path = (fs::path(dir) / "trainer_state.json").string();
+  const TrainerState st = read_trainer_state(state_path);
+  PF_CHECK(st.arch == model_.arch(), state_path, ": the run trained a '", st.arch,
+           "' model, not '", model_.arch(), "'");
   load_weights(model_, WeightFiles(dir));
-  SafetensorsFile opt((fs::path(dir) / "optimizer.safetensors").string());
+  const std::string opt_path = (fs::path(dir) / "optimizer.safetensors").string();
+  SafetensorsFile opt(opt_path);
+  std::set<std::string> expected;
   for (auto& s : adam_->slots()) {
-    s.m.copy_from(opt.load_f32("m." + s.name, s.param.shape()));
-    s.v.copy_from(opt.load_f32("v." + s.name, s.param.shape()));
+    for (const char* kind : {"m.", "v."}) {
+      const std::string name = kind + s.name;
+      Tensor t = opt.load_f32(name, s.param.shape());
+      const int64_t bad = first_nonfinite(t);
+      PF_CHECK(bad < 0, opt_path, ": tensor '", name, "' holds ", t.data()[bad], " at element ",
+               bad);
+      // Adam's second moment is a mean of squares: a negative one is corruption.
+      if (kind[0] == 'v')
+        for (int64_t i = 0; i < t.numel(); ++i)
+          PF_CHECK(t.data()[i] >= 0.0f, opt_path, ": tensor '", name, "' is negative at element ",
+                   i);
+      (kind[0] == 'm' ? s.m : s.v).copy_from(t);
+      expected.insert(name);
+    }
   }
-  step_ = json_int(state, "step");
-  adam_->set_steps_taken(json_int(state, "adam_steps"));
+  for (const std::string& name : opt.names())
+    PF_CHECK(expected.count(name), opt_path, ": unexpected tensor '", name,
+             "' (not a moment of this model's parameters)");
+  step_ = st.step;
+  adam_->set_steps_taken(st.adam_steps);
 }
 
 }  // namespace pf

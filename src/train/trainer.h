@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "data/corpus.h"
+#include "io/run_dir.h"
 #include "models/lm.h"
 #include "train/adamw.h"
 
@@ -30,7 +31,17 @@ struct TrainOptions {
 
   nlohmann::json to_json() const;
   static TrainOptions from_json(const nlohmann::json& j);
+  // Every option in its valid range; errors name the CLI flag ("--lr -1 is outside ...").
+  void validate() const;
 };
+
+// trainer_state.json of a checkpoint, checked: counts in range, options valid.
+struct TrainerState {
+  int64_t step = 0, adam_steps = 0;
+  std::string arch;
+  TrainOptions options;
+};
+TrainerState read_trainer_state(const std::string& path);
 
 struct TrainResult {
   int64_t steps_done = 0;
@@ -47,16 +58,20 @@ class Trainer {
   TrainResult run();
   // Mean validation loss in bits per byte over up to max_batches batches.
   double evaluate_bpb(int64_t max_batches);
-  void save_checkpoint(const std::string& dir);
   int64_t step() const { return step_; }
+  // Path of the last checkpoint this trainer wrote; empty before the first.
+  const std::string& last_checkpoint() const { return last_checkpoint_; }
 
  private:
   double train_step();
+  void save_checkpoint();
 
   LanguageModel& model_;
   const Corpus& corpus_;
   TrainOptions opt_;
   std::unique_ptr<AdamW> adam_;
+  std::unique_ptr<RunDir> run_dir_;  // locked for the trainer's lifetime; null without out_dir
+  std::string last_checkpoint_;
   int64_t step_ = 0;
 };
 

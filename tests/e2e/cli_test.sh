@@ -7,6 +7,8 @@ SRC="$2"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# The newest checkpoint inside a run directory.
+ck() { echo "$1/$(cat "$1/latest")"; }
 
 for i in $(seq 1 400); do echo "In the beginning was the word, line $i."; done > "$TMP/text.txt"
 
@@ -16,7 +18,7 @@ small=(--d-model 32 --layers 2 --heads 2 --seq 32 --batch 4 --context 64 --threa
 grep -q "step     3/3" "$TMP/train.log" || fail "no progress line"
 grep -q "bits per byte" "$TMP/train.log" || fail "no bits per byte"
 for f in config.json model.safetensors optimizer.safetensors trainer_state.json; do
-  [ -s "$TMP/run/$f" ] || fail "checkpoint lacks $f"
+  [ -s "$(ck "$TMP/run")/$f" ] || fail "checkpoint lacks $f"
 done
 
 "$BIN" train --data "$TMP/text.txt" --resume "$TMP/run" --steps 5 --log-every 1 > "$TMP/resume.log"
@@ -43,7 +45,7 @@ for i in $(seq 1 300); do echo "The quick brown fox jumps over the lazy dog numb
 "$BIN" train --init-from "$TMP/run" --data "$TMP/new.txt" --out "$TMP/ft" --steps 3 --eval-every 3 \
   --eval-batches 1 --batch 4 --seq 32 > "$TMP/ft.log"
 grep -q "initialised from" "$TMP/ft.log" || fail "init-from did not load"
-[ -s "$TMP/ft/model.safetensors" ] || fail "fine-tuned model not written"
+[ -s "$(ck "$TMP/ft")/model.safetensors" ] || fail "fine-tuned model not written"
 "$BIN" info --model "$TMP/run" > /dev/null || fail "original no longer loads"
 if "$BIN" train --init-from "$TMP/run" --data "$TMP/new.txt" --out "$TMP/run" --steps 1 2> "$TMP/err.txt"; then
   fail "init-from allowed overwriting the original"
@@ -61,7 +63,7 @@ for arch in mamba mamba2 retnet; do
   "$BIN" train --arch $arch --vocab 272 --d-model 32 --layers 2 --heads 2 --d-state 8 --headdim 16 \
     --data "$TMP/text.txt" --out "$TMP/$arch" --seq 32 --batch 4 --steps 3 --eval-every 3 \
     --eval-batches 1 > "$TMP/$arch.log" || fail "$arch training"
-  cp "$SRC/tests/data/tiny_bpe/tokenizer.json" "$TMP/$arch/"
+  cp "$SRC/tests/data/tiny_bpe/tokenizer.json" "$(ck "$TMP/$arch")/"
   out=$("$BIN" generate --model "$TMP/$arch" --prompt "the land of" --max-tokens 8 --seed 2)
   case "$out" in "the land of"*) ;; *) fail "$arch generate printed: $out" ;; esac
   "$BIN" generate --model "$TMP/$arch" --prompt "and the" --max-tokens 6 --temperature 0 --print-ids > "$TMP/f.txt"
@@ -74,8 +76,8 @@ for arch in mamba mamba2 retnet; do
   # Fine-tuning keeps the tokenizer and the layout.
   "$BIN" train --init-from "$TMP/$arch" --data "$TMP/new.txt" --out "$TMP/$arch-ft" --steps 2 \
     --eval-every 2 --eval-batches 1 --batch 4 --seq 32 > /dev/null || fail "$arch fine-tune"
-  [ -s "$TMP/$arch-ft/tokenizer.json" ] || fail "$arch fine-tune lost the tokenizer"
-  grep -q "\"model_type\": \"$arch\"" "$TMP/$arch-ft/config.json" || fail "$arch fine-tune changed layout"
+  [ -s "$(ck "$TMP/$arch-ft")/tokenizer.json" ] || fail "$arch fine-tune lost the tokenizer"
+  grep -q "\"model_type\": \"$arch\"" "$(ck "$TMP/$arch-ft")/config.json" || fail "$arch fine-tune changed layout"
 done
 
 # Bad input: clear errors, non-zero exit, no crash.
@@ -84,8 +86,9 @@ if "$BIN" eval --model "$TMP/run" --data "$TMP/latin1.txt" 2> "$TMP/err.txt"; th
 grep -q "not valid UTF-8" "$TMP/err.txt" || fail "non-UTF-8 message: $(cat "$TMP/err.txt")"
 if "$BIN" generate --model "$TMP/missing" 2> "$TMP/err.txt"; then fail "accepted a missing model"; fi
 grep -q "does not exist" "$TMP/err.txt" || fail "missing model message: $(cat "$TMP/err.txt")"
-head -c 100 "$TMP/run/model.safetensors" > "$TMP/run/model.safetensors.cut"
-mv "$TMP/run/model.safetensors.cut" "$TMP/run/model.safetensors"
+m="$(ck "$TMP/run")/model.safetensors"
+head -c 100 "$m" > "$m.cut"
+mv "$m.cut" "$m"
 if "$BIN" info --model "$TMP/run" 2> "$TMP/err.txt"; then fail "accepted a truncated checkpoint"; fi
 grep -q "model.safetensors" "$TMP/err.txt" || fail "truncated message: $(cat "$TMP/err.txt")"
 echo "cli e2e: all checks passed"

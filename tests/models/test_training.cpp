@@ -140,7 +140,7 @@ TEST(Training, FineTuningASavedModelLowersItsLossOnNewText) {
   const double after = tr.run().val_bpb;
   EXPECT_LT(after, before - 1.0) << "before " << before << " after " << after;
   // The result keeps the source's layout and loads; the original is untouched.
-  nlohmann::json tuned_cfg = read_json_file(dir / "tuned/config.json");
+  nlohmann::json tuned_cfg = read_json_file(resolve_checkpoint_dir(dir / "tuned") + "/config.json");
   EXPECT_EQ(tuned_cfg.value("bos_token_id", -1), 1);
   auto tuned = load_model(dir / "tuned");
   auto original = load_model(dir / "base");

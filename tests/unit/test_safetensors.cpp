@@ -328,7 +328,7 @@ TEST_F(SafetensorsTest, HeaderLengthExceedsFile) {
 
 TEST_F(SafetensorsTest, InvalidJson) {
   const std::string p = raw("{\"a\": [1, 2");
-  expect_error([&] { SafetensorsFile f(p); }, p + ": invalid JSON header");
+  expect_error([&] { SafetensorsFile f(p); }, p + ": header: invalid JSON");
   const std::string q = raw("[1, 2]", "", "q.safetensors");
   expect_error([&] { SafetensorsFile f(q); }, "header is not a JSON object");
 }

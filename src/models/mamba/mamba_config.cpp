@@ -1,6 +1,8 @@
 #include "models/mamba/mamba_config.h"
 
+#include "base/checks.h"
 #include "base/error.h"
+#include "models/limits.h"
 #include "io/config_json.h"
 
 namespace pf {
@@ -18,11 +20,20 @@ bool is_state_spaces_mamba(const nlohmann::json& j, int* version) {
 
 namespace {
 void check_positive(const MambaConfig& c) {
-  PF_CHECK(c.d_model > 0 && c.n_layer > 0 && c.vocab_size > 0 && c.d_state > 0 && c.d_conv > 0 &&
-               c.expand > 0 && c.pad_multiple > 0,
-           "config: sizes must be positive");
+  check_range("config: d_model (hidden_size)", c.d_model, 1, kMaxWidth);
+  check_range("config: n_layer (num_hidden_layers)", c.n_layer, 1, kMaxLayers);
+  check_range("config: vocab_size", c.vocab_size, 1, kMaxVocab);
+  check_range("config: pad_vocab_size_multiple", c.pad_multiple, 1, 1 << 16);
+  check_range("config: d_state (state_size)", c.d_state, 1, 1 << 12);
+  check_range("config: d_conv (conv_kernel)", c.d_conv, 1, 1 << 10);
+  check_range("config: expand", c.expand, 1, 64);
+  check_range("config: dt_rank (time_step_rank)", c.dt_rank, 0, kMaxWidth);
+  check_range("config: layer_norm_epsilon", c.norm_eps, 0.0, 1.0, /*open_lo=*/true);
   if (c.version == 2) {
-    PF_CHECK(c.headdim > 0 && c.d_inner() % c.headdim == 0, "config: d_inner ", c.d_inner(),
+    check_range("config: headdim (head_dim)", c.headdim, 1, c.d_inner());
+    check_range("config: ngroups (n_groups)", c.ngroups, 1, c.d_inner());
+    check_range("config: chunk_size", c.chunk_size, 1, 1 << 16);
+    PF_CHECK(c.d_inner() % c.headdim == 0, "config: d_inner ", c.d_inner(),
              " is not a multiple of headdim ", c.headdim);
     PF_CHECK(c.ngroups > 0 && c.nheads() % c.ngroups == 0, "config: ", c.nheads(),
              " heads are not divisible into ", c.ngroups, " groups");
@@ -94,6 +105,21 @@ MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
   }
   check_positive(c);
   return c;
+}
+
+int64_t MambaConfig::param_count() const {
+  const int64_t d = d_model, di = d_inner(), N = d_state, K = d_conv;
+  int64_t mixer;
+  if (version == 2) {
+    const int64_t H = nheads(), conv = di + 2 * ngroups * N;
+    mixer = (2 * di + 2 * ngroups * N + H) * d + conv * (K + 1) + 3 * H + di + d * di;
+  } else {
+    const int64_t R = rank();
+    mixer = 2 * di * d + di * (K + 1) + (R + 2 * N) * di + di * R + di + di * N + di + d * di;
+  }
+  const int64_t embed = padded_vocab() * d * (tie_embeddings ? 1 : 2);
+  return checked_add(checked_mul(mixer + d, n_layer, "config: model size"), embed + d,
+                     "config: model size");
 }
 
 nlohmann::json MambaConfig::to_json() const {

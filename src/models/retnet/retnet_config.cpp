@@ -1,6 +1,8 @@
 #include "models/retnet/retnet_config.h"
 
+#include "base/checks.h"
 #include "base/error.h"
+#include "models/limits.h"
 #include "io/config_json.h"
 
 namespace pf {
@@ -47,13 +49,33 @@ RetNetConfig RetNetConfig::from_json(const nlohmann::json& j) {
   if (j.contains("hidden_act"))
     PF_CHECK(j["hidden_act"] == "swish" || j["hidden_act"] == "silu", "config: hidden_act ",
              j["hidden_act"].dump(), " is not supported (swish only)");
-  PF_CHECK(c.hidden_size > 0 && c.num_hidden_layers > 0 && c.num_heads > 0 && c.vocab_size > 0,
-           "config: sizes must be positive");
+  check_range("config: hidden_size", c.hidden_size, 1, kMaxWidth);
+  check_range("config: num_hidden_layers", c.num_hidden_layers, 1, kMaxLayers);
+  check_range("config: num_heads", c.num_heads, 1, c.hidden_size);
+  check_range("config: vocab_size", c.vocab_size, 1, kMaxVocab);
+  check_range("config: expand_k", c.expand_k, 0.0, 16.0, /*open_lo=*/true);
+  check_range("config: expand_v", c.expand_v, 0.0, 16.0, /*open_lo=*/true);
+  check_range("config: hidden_ratio", c.hidden_ratio, 0.0, 64.0, /*open_lo=*/true);
+  check_range("config: intermediate_size", c.intermediate_size, 0, kMaxFfn);
+  check_range("config: norm_eps", c.norm_eps, 0.0, 1.0, /*open_lo=*/true);
+  check_range("config: head_norm_eps", c.head_norm_eps, 0.0, 1.0);  // 0: the forms agree exactly
+  check_range("config: rope_theta", c.rope_theta, 0.0, 1e12, /*open_lo=*/true);
+  check_range("config: retention_chunk", c.chunk, 1, 1 << 16);
+  PF_CHECK(c.key_dim() > 0 && c.value_dim() > 0, "config: expand_k and expand_v leave no key or value dims");
+  check_range("config: ffn size", c.ffn(), 1, kMaxFfn);
   PF_CHECK(c.key_dim() % c.num_heads == 0 && c.value_dim() % c.num_heads == 0,
            "config: key and value dims must be divisible by num_heads");
   PF_CHECK(c.head_k() % 2 == 0, "config: the per-head key dim must be even for RoPE");
-  PF_CHECK(c.chunk > 0, "config: retention_chunk must be positive");
   return c;
+}
+
+int64_t RetNetConfig::param_count() const {
+  const int64_t d = hidden_size, F = ffn();
+  const int64_t per_layer = 2 * d + 2 * key_dim() * d + 3 * value_dim() * d + 3 * F * d +
+                            (head_norm_weight ? head_v() : 0);
+  const int64_t embed = vocab_size * d * (tie_word_embeddings ? 1 : 2);
+  return checked_add(checked_mul(per_layer, num_hidden_layers, "config: model size"), embed + d,
+                     "config: model size");
 }
 
 nlohmann::json RetNetConfig::to_json() const {

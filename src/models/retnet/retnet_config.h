@@ -31,6 +31,7 @@ struct RetNetConfig {
   int64_t head_k() const { return key_dim() / num_heads; }
   int64_t head_v() const { return value_dim() / num_heads; }
   int64_t ffn() const;
+  int64_t param_count() const;  // exact; the ranges checked in from_json keep it from overflowing
 
   static RetNetConfig from_json(const nlohmann::json& j);
   nlohmann::json to_json() const;

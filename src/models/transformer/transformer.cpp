@@ -1,7 +1,9 @@
 #include <cmath>
 
 #include "autograd/ops.h"
+#include "base/checks.h"
 #include "base/error.h"
+#include "models/limits.h"
 #include "io/config_json.h"
 #include "models/transformer/transformer_model.h"
 
@@ -20,9 +22,15 @@ TransformerConfig TransformerConfig::from_json(const nlohmann::json& j) {
   c.rms_norm_eps = json_num(j, "rms_norm_eps", 1e-6);
   c.rope_theta = json_num(j, "rope_theta", 10000.0);
   c.tie_word_embeddings = json_bool(j, "tie_word_embeddings", false);
-  PF_CHECK(c.hidden_size > 0 && c.intermediate_size > 0 && c.num_hidden_layers > 0 &&
-               c.vocab_size > 0 && c.num_attention_heads > 0 && c.num_key_value_heads > 0,
-           "config: sizes must be positive");
+  check_range("config: hidden_size", c.hidden_size, 1, kMaxWidth);
+  check_range("config: intermediate_size", c.intermediate_size, 1, kMaxFfn);
+  check_range("config: num_hidden_layers", c.num_hidden_layers, 1, kMaxLayers);
+  check_range("config: vocab_size", c.vocab_size, 1, kMaxVocab);
+  check_range("config: num_attention_heads", c.num_attention_heads, 1, c.hidden_size);
+  check_range("config: num_key_value_heads", c.num_key_value_heads, 1, c.num_attention_heads);
+  check_range("config: max_position_embeddings", c.max_position_embeddings, 1, kMaxPositions);
+  check_range("config: rms_norm_eps", c.rms_norm_eps, 0.0, 1.0, /*open_lo=*/true);
+  check_range("config: rope_theta", c.rope_theta, 0.0, 1e12, /*open_lo=*/true);
   PF_CHECK(c.hidden_size % c.num_attention_heads == 0, "config: hidden_size ", c.hidden_size,
            " is not divisible by num_attention_heads ", c.num_attention_heads);
   PF_CHECK(c.num_attention_heads % c.num_key_value_heads == 0, "config: num_attention_heads ",
@@ -41,6 +49,15 @@ TransformerConfig TransformerConfig::from_json(const nlohmann::json& j) {
     PF_CHECK(j["head_dim"].get<int64_t>() == c.head_dim(),
              "config: head_dim other than hidden_size / num_attention_heads is not supported");
   return c;
+}
+
+int64_t TransformerConfig::param_count() const {
+  const int64_t D = hidden_size, F = intermediate_size, hd = head_dim();
+  const int64_t per_layer = 2 * D + 2 * D * num_attention_heads * hd +
+                            2 * D * num_key_value_heads * hd + 3 * D * F;
+  const int64_t embed = vocab_size * D * (tie_word_embeddings ? 1 : 2);
+  return checked_add(checked_mul(per_layer, num_hidden_layers, "config: model size"), embed + D,
+                     "config: model size");
 }
 
 nlohmann::json TransformerConfig::to_json() const {

@@ -20,6 +20,7 @@ struct TransformerConfig {
   bool tie_word_embeddings = true;
   nlohmann::json source;  // the config it was read from; unknown keys are written back
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
+  int64_t param_count() const;  // exact; the ranges checked in from_json keep it from overflowing
 
   static TransformerConfig from_json(const nlohmann::json& j);
   nlohmann::json to_json() const;
