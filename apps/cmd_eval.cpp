@@ -5,7 +5,9 @@
 #include <memory>
 
 #include "apps/commands.h"
+#include "base/checks.h"
 #include "base/error.h"
+#include "models/limits.h"
 #include "base/threads.h"
 #include "data/corpus.h"
 #include "data/tokenizer.h"
@@ -25,6 +27,7 @@ struct EvalArgs {
 void run_eval(const EvalArgs& a) {
   set_num_threads(a.threads);
   PF_CHECK(a.data.empty() != a.tokens_file.empty(), "give exactly one of --data or --tokens");
+  check_range("--context", a.context, 0, kMaxPositions);
   auto model = load_model(a.model_dir);
   const std::string dir = resolve_checkpoint_dir(a.model_dir);
   std::vector<int32_t> ids;
@@ -43,7 +46,14 @@ void run_eval(const EvalArgs& a) {
   // Recurrent models carry state across windows, so ctx only bounds memory for them.
   const int64_t ctx = a.context > 0 ? a.context : std::min<int64_t>(model->max_context(), 2048);
   std::vector<float> lps;
+  for (size_t i = 0; i < ids.size(); ++i)
+    PF_CHECK(ids[i] < model->vocab_size(), a.tokens_file.empty() ? a.data : a.tokens_file,
+             ": token ", ids[i], " (entry ", i + 1, ") is outside the model's vocabulary of ",
+             model->vocab_size());
   EvalResult r = evaluate_tokens(*model, ids, ctx, a.logprobs_file.empty() ? nullptr : &lps);
+  // Finite weights give finite losses; anything else must not pass as a result.
+  PF_CHECK(std::isfinite(r.loss()), "evaluation produced a loss of ", r.loss(),
+           " (the model's computation overflowed)");
   std::printf("tokens %ld | loss %.6f nats/token | perplexity %.4f", static_cast<long>(r.predicted),
               r.loss(), std::exp(r.loss()));
   if (bytes > 0) std::printf(" | bits per byte %.6f", r.total_nats / std::log(2.0) / bytes);

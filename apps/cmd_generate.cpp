@@ -4,13 +4,16 @@
 #include <memory>
 
 #include "apps/commands.h"
+#include "base/checks.h"
 #include "base/error.h"
+#include "base/memory_stats.h"
 #include "base/threads.h"
 #include "base/timer.h"
 #include "data/tokenizer.h"
 #include "infer/generate.h"
 #include "infer/state_file.h"
 #include "io/checkpoint.h"
+#include "models/limits.h"
 
 namespace pf::cli {
 
@@ -25,6 +28,9 @@ struct GenArgs {
 
 void run_generate(GenArgs& a) {
   set_num_threads(a.threads);
+  check_range("--max-tokens", a.gen.max_new, 0, int64_t{1} << 40);
+  check_sampling(a.gen.sampling);
+  check_range("--context", a.context, 0, kMaxPositions);
   auto model = load_model(a.model_dir);
   // Token ids in and out need no tokenizer, so any model directory works that way.
   std::unique_ptr<Tokenizer> tok;
@@ -44,12 +50,20 @@ void run_generate(GenArgs& a) {
   for (int32_t id : prompt)
     PF_CHECK(id >= 0 && id < model->vocab_size(), "prompt token ", id,
              " is outside the vocabulary of ", model->vocab_size());
+  PF_CHECK(a.context <= model->max_context(), "--context ", a.context, " exceeds the model's ",
+           model->max_context(), " positions");
   const int64_t cap = a.context > 0 ? a.context : model->max_context();
+  // The KV cache is allocated up front: it must fit in memory.
+  const int64_t ram = physical_memory_bytes();
+  PF_CHECK(ram == 0 || model->state_bytes(cap) <= ram / 2, "a context of ", cap, " needs ",
+           model->state_bytes(cap) >> 20, " MiB of inference state, more than half of this "
+           "machine's memory; pass a smaller --context");
   auto session = model->new_session(cap);
   if (!a.load_state.empty()) load_session_state(a.load_state, *model, *session);
   if (tok) {
     a.gen.valid_vocab = std::min(tok->vocab_size(), model->vocab_size());
     a.gen.stop_ids = tok->stop_ids();
+    a.gen.banned_ids = tok->unused_ids();
   }
   a.gen.feed_last = !a.save_state.empty();
   if (!a.print_ids && a.tokens_file.empty()) std::fputs(a.prompt.c_str(), stdout);

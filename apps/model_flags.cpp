@@ -1,6 +1,8 @@
 #include "apps/model_flags.h"
 
+#include "base/checks.h"
 #include "base/error.h"
+#include "models/limits.h"
 #include "models/lm.h"
 
 namespace pf::cli {
@@ -25,7 +27,26 @@ void ModelFlags::add_to(CLI::App& cmd) {
                  "Chunk length of Mamba-2's SSD (default 256) or RetNet's chunkwise form (64)");
 }
 
+void ModelFlags::validate() const {
+  check_range("--d-model", d_model, 1, kMaxWidth);
+  check_range("--layers", layers, 1, kMaxLayers);
+  check_range("--heads", heads, 1, d_model);
+  check_range("--kv-heads", kv_heads, 0, heads);
+  check_range("--ffn", ffn, 0, kMaxFfn);
+  check_range("--context", context, 1, kMaxPositions);
+  check_range("--vocab", vocab, 1, kMaxVocab);
+  check_range("--d-state", d_state, 0, 1 << 12);
+  check_range("--d-conv", d_conv, 1, 1 << 10);
+  check_range("--expand", expand, 1, 64);
+  if (arch == "mamba2") {
+    check_range("--headdim", headdim, 1, expand * d_model);
+    check_range("--ngroups", ngroups, 1, expand * d_model);
+  }
+  check_range("--chunk", chunk, 0, 1 << 16);
+}
+
 nlohmann::json ModelFlags::config() const {
+  validate();
   const std::string mt = model_type_for_arch(arch);
   if (mt == "retnet") {
     // Our default is the torchscale variant: value dim 2d, GLU FFN (--ffn), weightless head norm.

@@ -15,6 +15,7 @@ struct ModelFlags {
   int64_t chunk = 0;  // Mamba-2 SSD / RetNet chunk; 0 = the architecture default
 
   void add_to(CLI::App& cmd);
+  void validate() const;  // every flag in range; errors name the flag
   // A config.json for the chosen architecture (Hugging Face keys).
   nlohmann::json config() const;
 };

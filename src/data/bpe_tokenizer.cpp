@@ -12,6 +12,8 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "io/config_json.h"
+#include "io/read_file.h"
 
 namespace pf {
 
@@ -316,16 +318,8 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_file(const std::string& tokeniz
 
 void BpeTokenizer::load(const std::string& path) {
   path_ = path;
-  std::ifstream in(path, std::ios::binary);
-  PF_CHECK(in.good(), path, ": cannot open the tokenizer file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j;
-  try {
-    j = json::parse(ss.str());
-  } catch (const json::exception& e) {
-    fail(path, ": not valid JSON (", e.what(), ")");
-  }
+  // Bounded nesting: the normalizer and pre-tokenizer checks below recurse.
+  const json j = parse_json(read_file(path, uint64_t{1} << 30), path);
   PF_CHECK(j.is_object(), path, ": expected a JSON object at the top level");
   // Type errors inside a present field (a string where a number belongs) surface here.
   try {
@@ -380,6 +374,16 @@ void BpeTokenizer::load_model(const json& m) {
     vocab_.emplace(token, id);
     max_id = std::max<int64_t>(max_id, id);
   }
+  PF_CHECK(max_id < (int64_t{1} << 24), path_, ": vocab id ", max_id, " is beyond 2^24 entries");
+  {
+    // Two tokens with one id could not both be decoded.
+    std::vector<const std::string*> owner(static_cast<size_t>(max_id + 1), nullptr);
+    for (const auto& [token, id] : vocab_) {
+      PF_CHECK(owner[id] == nullptr, path_, ": vocab entries '", *owner[id], "' and '", token,
+               "' share the id ", id);
+      owner[id] = &token;
+    }
+  }
   PF_CHECK(max_id >= 0, path_, ": the vocab is empty");
   vocab_size_ = max_id + 1;
 
@@ -400,9 +404,11 @@ void BpeTokenizer::load_model(const json& m) {
       fail(path_, ": merge ", rank, " is neither \"a b\" nor [\"a\", \"b\"]: ", mj.dump());
     }
     const int32_t this_rank = rank++;
-    // Merges naming tokens outside the vocab can never fire; skip them.
+    // A merge naming a token outside the vocab means the file is damaged or mismatched.
     auto ia = vocab_.find(a), ib = vocab_.find(b), iab = vocab_.find(a + b);
-    if (ia == vocab_.end() || ib == vocab_.end() || iab == vocab_.end()) continue;
+    PF_CHECK(ia != vocab_.end() && ib != vocab_.end() && iab != vocab_.end(), path_, ": merge ",
+             this_rank, " ('", a, "' + '", b, "') names a token that is not in the vocab ('",
+             ia == vocab_.end() ? a : ib == vocab_.end() ? b : a + b, "')");
     const uint64_t key =
         (uint64_t{static_cast<uint32_t>(ia->second)} << 32) | static_cast<uint32_t>(ib->second);
     merges_.try_emplace(key,
@@ -450,7 +456,8 @@ void BpeTokenizer::load_added_tokens(const json& added) {
   for (const json& t : added) {
     AddedToken a;
     const auto id = t.at("id").get<int64_t>();
-    PF_CHECK(id >= 0 && id <= INT32_MAX, path_, ": added token id ", id, " is out of range");
+    PF_CHECK(id >= 0 && id < (int64_t{1} << 24), path_, ": added token id ", id,
+             " is out of range [0, 2^24)");
     a.id = static_cast<int32_t>(id);
     a.content = t.at("content").get<std::string>();
     PF_CHECK(!a.content.empty(), path_, ": added token ", id, " has empty content");
@@ -686,6 +693,13 @@ std::string BpeTokenizer::decode_token(int32_t id) const {
            vocab_size_, ")");
   PF_CHECK(id_known_[id], "bpe tokenizer: token id ", id, " has no entry in ", path_);
   return id_bytes_[id];
+}
+
+std::vector<int32_t> BpeTokenizer::unused_ids() const {
+  std::vector<int32_t> out;
+  for (int64_t i = 0; i < vocab_size_; ++i)
+    if (!id_known_[i]) out.push_back(static_cast<int32_t>(i));
+  return out;
 }
 
 std::optional<int32_t> BpeTokenizer::token_id(const std::string& token) const {

@@ -61,6 +61,7 @@ class BpeTokenizer : public Tokenizer {
   const std::vector<int32_t>& special_ids() const { return special_ids_; }
   // The end-of-text token, when the vocabulary has one of the usual spellings.
   std::vector<int32_t> stop_ids() const override;
+  std::vector<int32_t> unused_ids() const override;
 
  private:
   struct AddedToken {

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "io/read_file.h"
 #include "base/rng.h"
 
 namespace pf {
@@ -28,11 +29,7 @@ int64_t find_invalid_utf8(const std::string& s) {
 }
 
 std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  PF_CHECK(in.good(), "cannot open data file ", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  std::string text = read_file(path);
   PF_CHECK(!text.empty(), "data file ", path, " is empty");
   const int64_t bad = find_invalid_utf8(text);
   PF_CHECK(bad < 0, "data file ", path, " is not valid UTF-8 (first bad byte at offset ", bad,

@@ -3,6 +3,7 @@
 #include <sentencepiece_processor.h>
 
 #include "base/error.h"
+#include "io/read_file.h"
 
 namespace pf {
 namespace {
@@ -55,7 +56,9 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::from_file(const 
 
 void SentencePieceTokenizer::load(const std::string& path) {
   path_ = path;
-  const auto status = sp_->Load(path);
+  // Read it ourselves: a FIFO or device must be refused, not waited on.
+  const std::string bytes = read_file(path, uint64_t{1} << 30);
+  const auto status = sp_->LoadFromSerializedProto(bytes);
   PF_CHECK(status.ok(), path, ": cannot load as a SentencePiece model (", status.ToString(), ")");
   const int n = sp_->GetPieceSize();
   PF_CHECK(n > 0, path, ": SentencePiece model has no pieces");

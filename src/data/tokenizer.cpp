@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "io/read_file.h"
 #include "data/bpe_tokenizer.h"
 #include "data/sp_tokenizer.h"
 
@@ -45,8 +46,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
 }
 
 std::vector<int32_t> read_token_file(const std::string& path) {
-  std::ifstream in(path);
-  PF_CHECK(in.good(), "cannot open token file ", path);
+  std::istringstream in(read_file(path));
   std::vector<int32_t> ids;
   std::string word;
   while (in >> word) {

@@ -21,6 +21,8 @@ class Tokenizer {
   virtual std::vector<int32_t> encode_prompt(const std::string& text) const { return encode(text); }
   // Ids that end generation (e.g. an end-of-text token); none by default.
   virtual std::vector<int32_t> stop_ids() const { return {}; }
+  // Ids below vocab_size() that name no token (holes in a vocabulary): never sampled.
+  virtual std::vector<int32_t> unused_ids() const { return {}; }
 };
 
 class ByteTokenizer : public Tokenizer {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "autograd/tape.h"
+#include "base/checks.h"
 #include "base/error.h"
 #include "kernels/cpu/xent.h"
 
@@ -11,6 +12,8 @@ namespace pf {
 std::vector<int32_t> generate(InferenceSession& session, const std::vector<int32_t>& prompt,
                               const GenerateOptions& opt,
                               const std::function<void(int32_t)>& on_token) {
+  check_range("--max-tokens", opt.max_new, 0, int64_t{1} << 40);
+  check_sampling(opt.sampling);
   PF_CHECK(!prompt.empty() || session.last_logits().defined(),
            "generate: the prompt is empty and there is no saved state to continue from");
   PF_CHECK(session.position() + static_cast<int64_t>(prompt.size()) <= session.capacity(),
@@ -23,6 +26,8 @@ std::vector<int32_t> generate(InferenceSession& session, const std::vector<int32
     const int64_t V = logits.size(1);
     if (opt.valid_vocab > 0 && opt.valid_vocab < V)
       for (int64_t j = opt.valid_vocab; j < V; ++j) logits.data()[j] = -1e30f;
+    for (int32_t j : opt.banned_ids)
+      if (j >= 0 && j < V) logits.data()[j] = -1e30f;
     const int32_t tok = sample_token(logits.data(), V, opt.sampling, rng);
     out.push_back(tok);
     if (on_token) on_token(tok);

@@ -5,13 +5,19 @@
 #include <numeric>
 #include <vector>
 
+#include "base/checks.h"
 #include "base/error.h"
 
 namespace pf {
 
+void check_sampling(const SamplingOptions& opt) {
+  check_range("--temperature", static_cast<double>(opt.temperature), 0.0, 100.0);
+  check_range("--top-k", opt.top_k, 0, int64_t{1} << 24);
+  check_range("--top-p", static_cast<double>(opt.top_p), 0.0, 1.0, /*open_lo=*/true);
+}
+
 int32_t sample_token(const float* logits, int64_t V, const SamplingOptions& opt, Rng& rng) {
-  PF_CHECK(opt.temperature >= 0.0f, "temperature must be >= 0");
-  PF_CHECK(opt.top_p > 0.0f && opt.top_p <= 1.0f, "top-p must be in (0, 1]");
+  check_sampling(opt);
   if (opt.temperature == 0.0f)
     return static_cast<int32_t>(std::max_element(logits, logits + V) - logits);
   std::vector<int32_t> idx(V);

@@ -12,6 +12,9 @@ struct SamplingOptions {
   float top_p = 1.0f;        // 1 = off
 };
 
+// Errors name the flag: --temperature in [0, 100], --top-k >= 0, --top-p in (0, 1].
+void check_sampling(const SamplingOptions& opt);
+
 // logits: (V). Deterministic for a given rng state.
 int32_t sample_token(const float* logits, int64_t V, const SamplingOptions& opt, Rng& rng);
 

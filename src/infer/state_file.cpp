@@ -1,6 +1,8 @@
 #include "infer/state_file.h"
 
+#include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "base/error.h"
 #include "io/safetensors.h"
@@ -8,8 +10,34 @@
 namespace pf {
 
 namespace {
-constexpr const char* kFormat = "postformer-state-v1";
+constexpr const char* kFormat = "postformer-state-v2";  // v2: + weights fingerprint
+
+// 64-bit FNV-1a over every parameter's name, shape and f32 bits, in visit order, in four
+// interleaved lanes so it runs near memory speed. Any changed weight changes it.
+std::string weights_fingerprint(LanguageModel& m) {
+  uint64_t lane[4] = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL, 0x9e3779b97f4a7c15ULL,
+                      0xc2b2ae3d27d4eb4fULL};
+  constexpr uint64_t kPrime = 0x100000001b3ULL;
+  auto mix = [&](int l, uint64_t v) { lane[l] = (lane[l] ^ v) * kPrime; };
+  m.visit_params([&](const std::string& name, Var& p, ParamKind) {
+    for (char c : name) mix(0, static_cast<unsigned char>(c));
+    for (int64_t d : p.shape()) mix(1, static_cast<uint64_t>(d));
+    const Tensor t = p.value().contiguous();
+    const uint32_t* bits = reinterpret_cast<const uint32_t*>(t.data());
+    const int64_t n = t.numel();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      for (int l = 0; l < 4; ++l)
+        mix(l, (uint64_t{bits[i + 2 * l]} << 32) | bits[i + 2 * l + 1]);
+    for (; i < n; ++i) mix(2, bits[i]);
+  });
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx%016llx%016llx",
+                static_cast<unsigned long long>(lane[0]), static_cast<unsigned long long>(lane[1]),
+                static_cast<unsigned long long>(lane[2]), static_cast<unsigned long long>(lane[3]));
+  return buf;
 }
+}  // namespace
 
 void save_session_state(const std::string& path, LanguageModel& model,
                         const InferenceSession& session) {
@@ -21,36 +49,57 @@ void save_session_state(const std::string& path, LanguageModel& model,
                     {{"format", kFormat},
                      {"arch", model.arch()},
                      {"config", model.config_json().dump()},
+                     {"weights", weights_fingerprint(model)},
                      {"position", std::to_string(session.position())}});
 }
 
 void load_session_state(const std::string& path, LanguageModel& model, InferenceSession& session) {
   PF_CHECK(std::filesystem::exists(path), "state file ", path, " does not exist");
-  SafetensorsFile f(path);
+  SafetensorsFile f(path);  // refuses non-regular files and malformed headers
   const auto& md = f.metadata();
   auto get = [&](const char* key) {
     auto it = md.find(key);
     PF_CHECK(it != md.end(), path, ": not a postformer state file (no '", key, "' metadata)");
     return it->second;
   };
+  PF_CHECK(get("format") != "postformer-state-v1", path,
+           ": saved by an older postformer, without the fingerprint of its weights; "
+           "recreate it with --save-state");
   PF_CHECK(get("format") == kFormat, path, ": unsupported state format '", get("format"), "'");
   PF_CHECK(get("arch") == model.arch(), path, ": state of a '", get("arch"),
            "' model cannot continue a '", model.arch(), "' model");
   PF_CHECK(get("config") == model.config_json().dump(), path,
            ": state was saved by a model with a different config");
-  int64_t position = 0;
-  try {
-    position = std::stoll(get("position"));
-  } catch (...) {
-    fail(path, ": bad position '", get("position"), "'");
-  }
+  PF_CHECK(get("weights") == weights_fingerprint(model), path,
+           ": state was saved by a model with other weights (same config, different "
+           "checkpoint); it cannot continue this one");
+  // Digits only: "12abc" or "-3" is a damaged file, not position 12.
+  const std::string pos = get("position");
+  PF_CHECK(!pos.empty() && pos.size() <= 18 &&
+               pos.find_first_not_of("0123456789") == std::string::npos,
+           path, ": bad position '", pos, "'");
+  const int64_t position = std::stoll(pos);
+  PF_CHECK(position >= 1 && position <= session.capacity(), path, ": position ", position,
+           " is outside this session's context [1, ", session.capacity(), "]");
+  std::set<std::string> expected = {"last_logits"};
+  auto finite = [&](const std::string& name, Tensor t) {
+    const int64_t bad = first_nonfinite(t);
+    PF_CHECK(bad < 0, path, ": tensor '", name, "' holds ", t.data()[bad], " at element ", bad);
+    return t;
+  };
   std::vector<std::pair<std::string, Tensor>> state;
   for (auto& [name, t] : session.export_state()) {
+    const std::string key = "state." + name;
+    // The shape a fresh session exports is the shape at position 0; caches grow, so
+    // import_state checks those, while the element type and finiteness are checked here.
+    state.emplace_back(name, finite(key, f.load_f32(key)));
+    expected.insert(key);
     (void)t;
-    state.emplace_back(name, f.load_f32("state." + name));
   }
+  for (const std::string& name : f.names())
+    PF_CHECK(expected.count(name), path, ": unexpected tensor '", name, "'");
   session.import_state(state, position);
-  session.set_last_logits(f.load_f32("last_logits", {1, model.vocab_size()}));
+  session.set_last_logits(finite("last_logits", f.load_f32("last_logits", {1, model.vocab_size()})));
 }
 
 }  // namespace pf

@@ -212,13 +212,35 @@ TEST(BpeTokenizer, LowerRankMergesFirstAndLeftmostOnTies) {
   EXPECT_EQ(ab_first->encode("aaaa"), (Ids{258, 258}));
 }
 
-TEST(BpeTokenizer, SkipsMergesOutsideTheVocab) {
-  TempDir dir;
-  json merges = kHelloMerges;
-  merges.push_back("x y");      // "xy" is not in the vocab
-  merges.push_back("Ġwor ld");  // nor "Ġworld"
-  auto t = load(dir, gpt2_json(hello_vocab(), merges));
-  EXPECT_EQ(t->encode("xy world"), (Ids{'x', 'y', 262, 'l', 'd'}));
+// As Hugging Face's tokenizers (MergeTokenOutOfVocabulary): such a file is refused.
+TEST(BpeTokenizer, RefusesMergesOutsideTheVocab) {
+  for (const char* bad : {"x y", "Ġwor ld"}) {  // "xy" and "Ġworld" are not in the vocab
+    TempDir dir;
+    json merges = kHelloMerges;
+    merges.push_back(bad);
+    try {
+      load(dir, gpt2_json(hello_vocab(), merges));
+      FAIL() << "accepted merge " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("names a token that is not in the vocab"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+TEST(BpeTokenizer, VocabularyHolesAreReportedAndDuplicateIdsRefused) {
+  TempDir d1, d2;
+  json v = hello_vocab();
+  v["zz"] = 300;  // ids between the last one and 300 name nothing
+  auto t = load(d1, gpt2_json(v, kHelloMerges));
+  const std::vector<int32_t> holes = t->unused_ids();
+  ASSERT_FALSE(holes.empty());
+  EXPECT_EQ(holes.back(), 299);
+  for (int32_t id : holes) EXPECT_THROW(t->decode_token(id), Error);
+  json dup = hello_vocab();
+  dup["zz"] = 5;  // the id of another entry
+  EXPECT_THROW(load(d2, gpt2_json(dup, kHelloMerges)), Error);
 }
 
 TEST(BpeTokenizer, IgnoreMergesTakesWholeVocabWords) {
@@ -361,7 +383,7 @@ TEST(BpeTokenizer, MalformedFilesNameThePath) {
     edit(j);
     return j.dump();
   };
-  EXPECT_NE(load_error("{not json").find("not valid JSON"), std::string::npos);
+  EXPECT_NE(load_error("{not json").find("invalid JSON"), std::string::npos);
   load_error("[1, 2]");
   EXPECT_NE(load_error("{}").find("model"), std::string::npos);
   EXPECT_NE(load_error(with([](json& j) { j["model"]["type"] = "WordPiece"; })).find("WordPiece"),
