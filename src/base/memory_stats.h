@@ -26,8 +26,20 @@ inline int64_t physical_memory_bytes() {
 inline long peak_rss_kib() { return proc_status_kib("VmHWM:"); }
 inline long current_rss_kib() { return proc_status_kib("VmRSS:"); }
 
-// Resets the peak (VmHWM) to the current RSS; false where /proc does not allow it.
+#if defined(__SANITIZE_ADDRESS__)
+#define PF_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PF_ASAN 1
+#endif
+#endif
+
+// Resets the peak (VmHWM) to the current RSS; false where /proc does not allow it, and
+// under AddressSanitizer, whose shadow memory and quarantine make RSS meaningless.
 inline bool reset_peak_rss() {
+#ifdef PF_ASAN
+  return false;
+#endif
   std::ofstream f("/proc/self/clear_refs");
   f << "5";
   f.flush();

@@ -211,7 +211,7 @@ std::vector<float> Tensor::to_vector() const {
   std::vector<float> out(numel());
   const float* base = data();
   if (is_contiguous()) {
-    std::memcpy(out.data(), base, out.size() * sizeof(float));
+    if (!out.empty()) std::memcpy(out.data(), base, out.size() * sizeof(float));
   } else {
     for_each_index(shape_, strides_, [&](int64_t lin, int64_t off) { out[lin] = base[off]; });
   }
