@@ -99,7 +99,9 @@ void add_generate(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--top-p", a->gen.sampling.top_p, "Nucleus sampling mass (1 = off)")
       ->capture_default_str();
-  cmd->add_option("--seed", a->gen.seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--seed", a->gen.seed, "Sampling seed")
+      ->check(kUnsigned)
+      ->capture_default_str();
   cmd->add_option("--context", a->context, "KV-cache capacity (0 = model maximum)");
   cmd->add_option("--save-state", a->save_state,
                   "After generating, save the inference state (cache or recurrent state) here");

@@ -1,4 +1,5 @@
 // `postformer train`: trains a fresh model (or resumes a checkpoint) on a text file.
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -19,6 +20,8 @@
 namespace pf::cli {
 
 namespace {
+constexpr int64_t kStepsNotGiven = INT64_MIN;
+
 struct TrainArgs {
   ModelFlags model;
   TrainOptions opt;
@@ -27,7 +30,7 @@ struct TrainArgs {
   double val_fraction = 0.01;
   int threads = 0;
   bool overwrite = false;
-  TrainArgs() { opt.steps = 0; }  // 0 = not given: 1000, or the resumed run's own total
+  TrainArgs() { opt.steps = kStepsNotGiven; }  // then 1000, or the resumed run's own total
 };
 
 void run_train(TrainArgs& a) {
@@ -35,7 +38,8 @@ void run_train(TrainArgs& a) {
   namespace fs = std::filesystem;
   std::unique_ptr<LanguageModel> model;
   PF_CHECK(a.resume.empty() || a.init_from.empty(), "give at most one of --resume and --init-from");
-  PF_CHECK(a.opt.steps >= 0, "--steps ", a.opt.steps, " is outside [1, 2^40]");
+  const bool steps_given = a.opt.steps != kStepsNotGiven;
+  PF_CHECK(!steps_given || a.opt.steps >= 1, "--steps ", a.opt.steps, " is outside [1, 2^40]");
   check_range("--val-fraction", a.val_fraction, 0.0, 1.0, true, true);
   if (a.opt.out_dir.empty()) a.opt.out_dir = a.resume.empty() ? "runs/default" : a.resume;
   const bool same_dir = !a.resume.empty() && fs::weakly_canonical(a.opt.out_dir) ==
@@ -52,7 +56,7 @@ void run_train(TrainArgs& a) {
     const std::string dir = source_dir;
     TrainOptions saved =
         read_trainer_state((fs::path(dir) / "trainer_state.json").string()).options;
-    if (a.opt.steps > 0) saved.steps = a.opt.steps;  // else the run's own schedule length
+    if (steps_given) saved.steps = a.opt.steps;  // else the run's own schedule length
     saved.time_limit = a.opt.time_limit;
     saved.out_dir = a.opt.out_dir;
     saved.log_every = a.opt.log_every;
@@ -69,7 +73,7 @@ void run_train(TrainArgs& a) {
   } else {
     model = create_model(a.model.config(), a.opt.seed);
   }
-  if (a.opt.steps <= 0) a.opt.steps = 1000;
+  if (a.opt.steps == kStepsNotGiven) a.opt.steps = 1000;
   a.opt.validate();
   std::unique_ptr<Tokenizer> tok =
       source_dir.empty() ? std::make_unique<ByteTokenizer>() : load_tokenizer(source_dir);
@@ -88,6 +92,8 @@ void run_train(TrainArgs& a) {
   Trainer trainer(*model, corpus, a.opt);
   if (!a.resume.empty()) {
     trainer.resume_from(a.resume);
+    PF_CHECK(trainer.step() <= a.opt.steps, "--steps ", a.opt.steps, " is below the step ",
+             trainer.step(), " the run has reached; give a larger total");
     std::printf("resumed from %s at step %ld\n", a.resume.c_str(),
                 static_cast<long>(trainer.step()));
   }
@@ -145,6 +151,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--val-fraction", a->val_fraction, "Held-out fraction of the data")
       ->capture_default_str();
   cmd->add_option("--seed", a->opt.seed, "Random seed (init, batches, dropout)")
+      ->check(kUnsigned)
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)");
   cmd->callback([a] { run_train(*a); });

@@ -1,5 +1,6 @@
 // postformer: train, generate, eval and inspect sequence models from the command line.
 #include <cstdio>
+#include <string>
 
 #include "apps/commands.h"
 #include "base/error.h"
@@ -11,6 +12,22 @@ int main(int argc, char** argv) {
   pf::cli::add_generate(app);
   pf::cli::add_eval(app);
   pf::cli::add_info(app);
+  // An empty value ("--steps ''") would read as 0; only a prompt may be empty.
+  for (int i = 1; i + 1 < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag.rfind("--", 0) == 0 && flag != "--prompt" && argv[i + 1][0] == '\0') {
+      std::fprintf(stderr, "error: %s was given an empty value\n", flag.c_str());
+      return 1;
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--", 0) == 0 && arg.size() > 2 && arg.back() == '=' &&
+        arg.rfind("--prompt=", 0) != 0) {
+      std::fprintf(stderr, "error: %s was given an empty value\n", arg.c_str());
+      return 1;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake ninja-build libdnnl-dev nlohmann-json3-dev libcli11-dev
-          libgtest-dev libbenchmark-dev libsentencepiece-dev bible-kjv)
+          libgtest-dev libbenchmark-dev libsentencepiece-dev bible-kjv
+          clang libclang-rt-14-dev libomp-dev)  # clang: the sanitizer and libFuzzer build
 
 missing=()
 for p in "${PACKAGES[@]}"; do

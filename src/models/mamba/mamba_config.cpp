@@ -44,6 +44,7 @@ void check_positive(const MambaConfig& c) {
 
 MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
   MambaConfig c;
+  int64_t d_ssm = -1;  // state-spaces Mamba-2: must equal d_inner when given
   c.version = version;
   c.source = j;
   if (!j.contains("model_type")) {
@@ -71,10 +72,8 @@ MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
     c.chunk_size = json_int(ssm, "chunk_size", 256);
     PF_CHECK(json_bool(ssm, "bias", false) == false, "config: projection biases are not supported");
     PF_CHECK(json_bool(ssm, "conv_bias", true), "config: conv_bias false is not supported");
-    if (version == 2)
-      PF_CHECK(
-          !ssm.contains("d_ssm") || ssm["d_ssm"].is_null() || json_int(ssm, "d_ssm") == c.d_inner(),
-          "config: d_ssm other than d_inner is not supported");
+    if (version == 2 && ssm.contains("d_ssm") && !ssm["d_ssm"].is_null())
+      d_ssm = json_int(ssm, "d_ssm");
   } else {
     // transformers layout (MambaConfig / Mamba2Config)
     c.layout = MambaLayout::Transformers;
@@ -89,21 +88,24 @@ MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
     c.tie_embeddings = json_bool(j, "tie_word_embeddings", true);
     if (j.contains("time_step_rank") && j["time_step_rank"].is_number_integer())
       c.dt_rank = j["time_step_rank"];  // "auto" (a string) means ceil(d/16)
-    if (j.contains("intermediate_size") && j["intermediate_size"].is_number_integer())
-      PF_CHECK(j["intermediate_size"].get<int64_t>() == c.d_inner(), "config: intermediate_size ",
-               j["intermediate_size"].get<int64_t>(),
-               " is not expand * hidden_size = ", c.d_inner());
     c.headdim = json_int(j, "head_dim", 64);
     c.ngroups = json_int(j, "n_groups", 1);
     c.chunk_size = json_int(j, "chunk_size", 256);
     PF_CHECK(!json_bool(j, "use_bias", false), "config: use_bias true is not supported");
     PF_CHECK(json_bool(j, "use_conv_bias", true), "config: use_conv_bias false is not supported");
-    if (version == 2 && j.contains("num_heads") && j["num_heads"].is_number_integer())
-      PF_CHECK(j["num_heads"].get<int64_t>() == c.d_inner() / c.headdim, "config: num_heads ",
-               j["num_heads"].get<int64_t>(),
-               " does not equal d_inner / head_dim = ", c.d_inner() / c.headdim);
   }
   check_positive(c);
+  // After the range checks, so the products and quotients below are defined.
+  PF_CHECK(d_ssm < 0 || d_ssm == c.d_inner(), "config: d_ssm other than d_inner is not supported");
+  if (c.layout == MambaLayout::Transformers && j.contains("intermediate_size") &&
+      j["intermediate_size"].is_number_integer())
+    PF_CHECK(j["intermediate_size"].get<int64_t>() == c.d_inner(), "config: intermediate_size ",
+             j["intermediate_size"].get<int64_t>(), " is not expand * hidden_size = ", c.d_inner());
+  if (c.layout == MambaLayout::Transformers && version == 2 && j.contains("num_heads") &&
+      j["num_heads"].is_number_integer())
+    PF_CHECK(j["num_heads"].get<int64_t>() == c.d_inner() / c.headdim, "config: num_heads ",
+             j["num_heads"].get<int64_t>(), " does not equal d_inner / head_dim = ",
+             c.d_inner() / c.headdim);
   return c;
 }
 
