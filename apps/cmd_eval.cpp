@@ -28,12 +28,15 @@ void run_eval(const EvalArgs& a) {
   set_num_threads(a.threads);
   PF_CHECK(a.data.empty() != a.tokens_file.empty(), "give exactly one of --data or --tokens");
   check_range("--context", a.context, 0, kMaxPositions);
+  for (const std::string& in : {a.data, a.tokens_file})
+    PF_CHECK(a.logprobs_file.empty() || in.empty() || !same_file(in, a.logprobs_file),
+             "--logprobs ", a.logprobs_file, " is the input file; give another path");
   auto model = load_model(a.model_dir);
   const std::string dir = resolve_checkpoint_dir(a.model_dir);
   std::vector<int32_t> ids;
   double bytes = 0;
   if (!a.data.empty()) {
-    auto tok = load_tokenizer(dir);
+    auto tok = load_tokenizer(dir, model->vocab_size());
     const std::string text = read_text_file(a.data);
     ids = tok->encode_prompt(text);
     // The first token is context, not predicted: count the bytes of the predicted ones.

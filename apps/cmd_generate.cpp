@@ -35,7 +35,7 @@ void run_generate(GenArgs& a) {
   // Token ids in and out need no tokenizer, so any model directory works that way.
   std::unique_ptr<Tokenizer> tok;
   if (a.tokens_file.empty() || !a.print_ids)
-    tok = load_tokenizer(resolve_checkpoint_dir(a.model_dir));
+    tok = load_tokenizer(resolve_checkpoint_dir(a.model_dir), model->vocab_size());
   std::vector<int32_t> prompt;
   if (!a.tokens_file.empty()) {
     prompt = read_token_file(a.tokens_file);
@@ -48,8 +48,10 @@ void run_generate(GenArgs& a) {
                  : tok->encode_prompt(a.prompt.empty() ? "\n" : a.prompt);
   }
   for (int32_t id : prompt)
-    PF_CHECK(id >= 0 && id < model->vocab_size(), "prompt token ", id,
-             " is outside the vocabulary of ", model->vocab_size());
+    PF_CHECK(id >= 0 && id < model->vocab_size(), a.tokens_file.empty() ? "" : a.tokens_file + ": ",
+             "prompt token ", id, " is outside the vocabulary of ", model->vocab_size());
+  // The state file is ours to replace; anything else at that path is not.
+  if (!a.save_state.empty()) check_state_path(a.save_state);
   PF_CHECK(a.context <= model->max_context(), "--context ", a.context, " exceeds the model's ",
            model->max_context(), " positions");
   const int64_t cap = a.context > 0 ? a.context : model->max_context();

@@ -450,6 +450,12 @@ void BpeTokenizer::load_model(const json& m) {
   }
 }
 
+bool BpeTokenizer::is_added(int32_t id) const {
+  for (const AddedToken& t : added_)
+    if (t.id == id) return true;
+  return false;
+}
+
 void BpeTokenizer::load_added_tokens(const json& added) {
   if (added.is_null()) return;
   PF_CHECK(added.is_array(), path_, ": \"added_tokens\" is not a list");
@@ -466,6 +472,16 @@ void BpeTokenizer::load_added_tokens(const json& added) {
     a.lstrip = flag(t, "lstrip", false);
     a.rstrip = flag(t, "rstrip", false);
     a.normalized = flag(t, "normalized", !a.special);
+    // An added token may repeat its vocab entry, but not take another token's id.
+    if (a.id < vocab_size_ && id_known_[a.id])
+      for (const AddedToken& prev : added_)
+        PF_CHECK(prev.id != a.id || prev.content == a.content, path_, ": added tokens '",
+                 prev.content, "' and '", a.content, "' share the id ", a.id);
+    if (a.id < vocab_size_ && id_known_[a.id] && !is_added(a.id)) {
+      auto it = vocab_.find(a.content);
+      PF_CHECK(it != vocab_.end() && it->second == a.id, path_, ": added token '", a.content,
+               "' takes the id ", a.id, " of another vocab entry");
+    }
     if (a.special) special_ids_.push_back(a.id);
     if (a.id >= vocab_size_) {
       vocab_size_ = int64_t{a.id} + 1;

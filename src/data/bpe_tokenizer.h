@@ -62,6 +62,7 @@ class BpeTokenizer : public Tokenizer {
   // The end-of-text token, when the vocabulary has one of the usual spellings.
   std::vector<int32_t> stop_ids() const override;
   std::vector<int32_t> unused_ids() const override;
+  bool is_added(int32_t id) const;  // an id of added_tokens
 
  private:
   struct AddedToken {

@@ -1,5 +1,7 @@
 #include "data/sp_tokenizer.h"
 
+#include <cmath>
+
 #include <sentencepiece_processor.h>
 
 #include "base/error.h"
@@ -62,6 +64,8 @@ void SentencePieceTokenizer::load(const std::string& path) {
   PF_CHECK(status.ok(), path, ": cannot load as a SentencePiece model (", status.ToString(), ")");
   const int n = sp_->GetPieceSize();
   PF_CHECK(n > 0, path, ": SentencePiece model has no pieces");
+  for (int i = 0; i < n; ++i)
+    PF_CHECK(std::isfinite(sp_->GetScore(i)), path, ": piece ", i, " has a non-finite score");
   bos_id_ = reserved(sp_->bos_id());
   eos_id_ = reserved(sp_->eos_id());
   unk_id_ = reserved(sp_->unk_id());

@@ -45,6 +45,14 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
   return std::make_unique<ByteTokenizer>();
 }
 
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir, int64_t model_vocab) {
+  auto tok = load_tokenizer(model_dir);
+  PF_CHECK(tok->vocab_size() <= model_vocab, model_dir, ": the ", tok->name(), " tokenizer has ",
+           tok->vocab_size(), " ids but the model only ", model_vocab,
+           " embedding rows; they do not belong together");
+  return tok;
+}
+
 std::vector<int32_t> read_token_file(const std::string& path) {
   std::istringstream in(read_file(path));
   std::vector<int32_t> ids;

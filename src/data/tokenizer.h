@@ -37,6 +37,8 @@ class ByteTokenizer : public Tokenizer {
 bool has_tokenizer_files(const std::string& model_dir);
 // The tokenizer a model directory asks for (byte-level when it has no tokenizer files).
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
+// The same, refused when the tokenizer has more ids than the model has embedding rows.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir, int64_t model_vocab);
 
 // Whitespace-separated token ids from a file; errors name the file and the bad entry.
 std::vector<int32_t> read_token_file(const std::string& path);

@@ -24,6 +24,8 @@ std::vector<int32_t> generate(InferenceSession& session, const std::vector<int32
   for (int64_t i = 0; i < opt.max_new; ++i) {
     Tensor logits = session.last_logits().clone();  // (1, V)
     const int64_t V = logits.size(1);
+    PF_CHECK(first_nonfinite(logits) < 0, "the model produced non-finite logits at position ",
+             session.position(), " (its weights overflow the computation)");
     if (opt.valid_vocab > 0 && opt.valid_vocab < V)
       for (int64_t j = opt.valid_vocab; j < V; ++j) logits.data()[j] = -1e30f;
     for (int32_t j : opt.banned_ids)

@@ -53,6 +53,20 @@ void save_session_state(const std::string& path, LanguageModel& model,
                      {"position", std::to_string(session.position())}});
 }
 
+void check_state_path(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::symlink_status(path, ec))) return;
+  bool ours = false;
+  try {
+    SafetensorsFile f(path);
+    auto it = f.metadata().find("format");
+    ours = it != f.metadata().end() && it->second.rfind("postformer-state-", 0) == 0;
+  } catch (const Error&) {
+  }
+  PF_CHECK(ours, "--save-state ", path,
+           " exists and is not a postformer state file; give a new path (it was not changed)");
+}
+
 void load_session_state(const std::string& path, LanguageModel& model, InferenceSession& session) {
   PF_CHECK(std::filesystem::exists(path), "state file ", path, " does not exist");
   SafetensorsFile f(path);  // refuses non-regular files and malformed headers
@@ -98,7 +112,11 @@ void load_session_state(const std::string& path, LanguageModel& model, Inference
   }
   for (const std::string& name : f.names())
     PF_CHECK(expected.count(name), path, ": unexpected tensor '", name, "'");
-  session.import_state(state, position);
+  try {
+    session.import_state(state, position);
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
   session.set_last_logits(finite("last_logits", f.load_f32("last_logits", {1, model.vocab_size()})));
 }
 

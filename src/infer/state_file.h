@@ -12,6 +12,8 @@ void save_session_state(const std::string& path, LanguageModel& model,
                         const InferenceSession& session);
 // Checks the file was written by an identical model (architecture and config), then
 // restores the session. Errors name the file and the mismatch.
+// Refuses a --save-state path that exists and is not a state file we wrote.
+void check_state_path(const std::string& path);
 void load_session_state(const std::string& path, LanguageModel& model, InferenceSession& session);
 
 }  // namespace pf

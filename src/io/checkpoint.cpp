@@ -29,8 +29,9 @@ WeightFiles::WeightFiles(const std::string& dir) : dir_(dir) {
     PF_CHECK(file.is_string(), index.string(), ": weight_map entry for '", name,
              "' is not a file name");
     const std::string f = file.get<std::string>();
-    PF_CHECK(f.find('/') == std::string::npos && f.find("..") == std::string::npos, index.string(),
-             ": shard name '", f, "' must be a plain file name");
+    PF_CHECK(!f.empty() && f != "." && f.find('/') == std::string::npos &&
+                 f.find("..") == std::string::npos,
+             index.string(), ": shard name '", f, "' must be a plain file name");
     auto [it, fresh] = file_index.emplace(f, files_.size());
     if (fresh) files_.push_back(std::make_unique<SafetensorsFile>((fs::path(dir) / f).string()));
     PF_CHECK(files_[it->second]->has(name), index.string(), ": weight_map puts '", name, "' in ", f,
@@ -113,8 +114,23 @@ void load_weights(LanguageModel& m, const WeightFiles& w) {
   }
 }
 
+namespace {
+std::unique_ptr<LanguageModel> load_model_from(const std::string& dir);
+}  // namespace
+
 std::unique_ptr<LanguageModel> load_model(const std::string& dir_in) {
   const std::string dir = resolve_checkpoint_dir(dir_in);
+  try {
+    return load_model_from(dir);
+  } catch (const Error&) {
+    // A running trainer may have replaced the checkpoint between resolving and reading it.
+    if (resolve_checkpoint_dir(dir_in) == dir) throw;
+    return load_model_from(resolve_checkpoint_dir(dir_in));
+  }
+}
+
+namespace {
+std::unique_ptr<LanguageModel> load_model_from(const std::string& dir) {
   const std::string cfg_path = (fs::path(dir) / "config.json").string();
   nlohmann::json cfg = read_json_file(cfg_path);
   int64_t params = 0;
@@ -138,6 +154,7 @@ std::unique_ptr<LanguageModel> load_model(const std::string& dir_in) {
   load_weights(*m, weights);
   return m;
 }
+}  // namespace
 
 void write_model_files(const std::string& dir, LanguageModel& m) {
   write_file_atomic((fs::path(dir) / "config.json").string(), m.config_json().dump(2) + "\n");

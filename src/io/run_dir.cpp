@@ -118,7 +118,14 @@ int64_t step_of(const std::string& name) {
 void RunDir::check_out_dir(const std::string& dir, bool overwrite, bool resuming) {
   std::error_code ec;
   const fs::file_status st = fs::status(dir, ec);
-  if (!fs::exists(st)) return;
+  if (!fs::exists(st)) {
+    // It will be created: the nearest existing ancestor must be a directory.
+    fs::path p = fs::absolute(dir).parent_path();
+    while (!p.empty() && !fs::exists(fs::status(p, ec)) && p != p.root_path()) p = p.parent_path();
+    PF_CHECK(p.empty() || fs::is_directory(fs::status(p, ec)), "--out ", dir, ": ", p.string(),
+             " is not a directory, so ", dir, " cannot be created");
+    return;
+  }
   PF_CHECK(fs::is_directory(st), "--out ", dir,
            " exists and is not a directory; give the path of a new or empty directory");
   std::vector<std::string> entries;

@@ -19,6 +19,14 @@ bool is_state_spaces_mamba(const nlohmann::json& j, int* version) {
 }
 
 namespace {
+// dt rank: "auto" (or absent) = ceil(d_model / 16), else a positive integer.
+int64_t rank_key(const nlohmann::json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null() || j[key] == "auto") return 0;
+  const int64_t r = json_int(j, key);
+  PF_CHECK(r >= 1, "config: ", key, " ", r, " must be positive or \"auto\"");
+  return r;
+}
+
 void check_positive(const MambaConfig& c) {
   check_range("config: d_model (hidden_size)", c.d_model, 1, kMaxWidth);
   check_range("config: n_layer (num_hidden_layers)", c.n_layer, 1, kMaxLayers);
@@ -66,7 +74,7 @@ MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
     c.d_state = json_int(ssm, "d_state", version == 2 ? 128 : 16);
     c.d_conv = json_int(ssm, "d_conv", 4);
     c.expand = json_int(ssm, "expand", 2);
-    if (ssm.contains("dt_rank") && ssm["dt_rank"].is_number_integer()) c.dt_rank = ssm["dt_rank"];
+    c.dt_rank = rank_key(ssm, "dt_rank");
     c.headdim = json_int(ssm, "headdim", 64);
     c.ngroups = json_int(ssm, "ngroups", 1);
     c.chunk_size = json_int(ssm, "chunk_size", 256);
@@ -86,8 +94,7 @@ MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
     c.expand = json_int(j, "expand", 2);
     c.norm_eps = json_num(j, "layer_norm_epsilon", 1e-5);
     c.tie_embeddings = json_bool(j, "tie_word_embeddings", true);
-    if (j.contains("time_step_rank") && j["time_step_rank"].is_number_integer())
-      c.dt_rank = j["time_step_rank"];  // "auto" (a string) means ceil(d/16)
+    c.dt_rank = rank_key(j, "time_step_rank");
     c.headdim = json_int(j, "head_dim", 64);
     c.ngroups = json_int(j, "n_groups", 1);
     c.chunk_size = json_int(j, "chunk_size", 256);
@@ -98,13 +105,13 @@ MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
   // After the range checks, so the products and quotients below are defined.
   PF_CHECK(d_ssm < 0 || d_ssm == c.d_inner(), "config: d_ssm other than d_inner is not supported");
   if (c.layout == MambaLayout::Transformers && j.contains("intermediate_size") &&
-      j["intermediate_size"].is_number_integer())
-    PF_CHECK(j["intermediate_size"].get<int64_t>() == c.d_inner(), "config: intermediate_size ",
-             j["intermediate_size"].get<int64_t>(), " is not expand * hidden_size = ", c.d_inner());
+      !j["intermediate_size"].is_null())
+    PF_CHECK(json_int(j, "intermediate_size") == c.d_inner(), "config: intermediate_size ",
+             j["intermediate_size"].dump(), " is not expand * hidden_size = ", c.d_inner());
   if (c.layout == MambaLayout::Transformers && version == 2 && j.contains("num_heads") &&
-      j["num_heads"].is_number_integer())
-    PF_CHECK(j["num_heads"].get<int64_t>() == c.d_inner() / c.headdim, "config: num_heads ",
-             j["num_heads"].get<int64_t>(), " does not equal d_inner / head_dim = ",
+      !j["num_heads"].is_null())
+    PF_CHECK(json_int(j, "num_heads") == c.d_inner() / c.headdim, "config: num_heads ",
+             j["num_heads"].dump(), " does not equal d_inner / head_dim = ",
              c.d_inner() / c.headdim);
   return c;
 }
