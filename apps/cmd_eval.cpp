@@ -39,6 +39,7 @@ void run_eval(const EvalArgs& a) {
     auto tok = load_tokenizer(dir, model->vocab_size());
     const std::string text = read_text_file(a.data);
     ids = tok->encode_prompt(text);
+    PF_CHECK(ids.size() >= 2, a.data, ": ", ids.size(), " token(s); evaluation needs at least 2");
     // The first token is context, not predicted: count the bytes of the predicted ones.
     bytes = static_cast<double>(text.size()) - tok->decode_token(ids[0]).size();
   } else {
@@ -53,6 +54,8 @@ void run_eval(const EvalArgs& a) {
     PF_CHECK(ids[i] < model->vocab_size(), a.tokens_file.empty() ? a.data : a.tokens_file,
              ": token ", ids[i], " (entry ", i + 1, ") is outside the model's vocabulary of ",
              model->vocab_size());
+  PF_CHECK(ids.size() >= 2, a.tokens_file.empty() ? a.data : a.tokens_file, ": ", ids.size(),
+           " token(s); evaluation needs at least 2");
   EvalResult r = evaluate_tokens(*model, ids, ctx, a.logprobs_file.empty() ? nullptr : &lps);
   // Finite weights give finite losses; anything else must not pass as a result.
   PF_CHECK(std::isfinite(r.loss()), "evaluation produced a loss of ", r.loss(),

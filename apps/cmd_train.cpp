@@ -71,7 +71,12 @@ void run_train(TrainArgs& a) {
     model = load_model(source_dir);
     std::printf("initialised from %s\n", source_dir.c_str());
   } else {
-    model = create_model(a.model.config(), a.opt.seed);
+    try {
+      model = create_model(a.model.config(), a.opt.seed);
+    } catch (const Error& e) {
+      fail("the model shape flags (--arch, --d-model, --heads, ...) describe no valid model: ",
+           e.what());
+    }
   }
   if (a.opt.steps == kStepsNotGiven) a.opt.steps = 1000;
   a.opt.validate();

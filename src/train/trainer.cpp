@@ -55,7 +55,9 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   o.recompute = json_bool(j, "recompute", false);
   o.eval_every = json_int(j, "eval_every");
   o.eval_batches = json_int(j, "eval_batches");
-  o.seed = static_cast<uint64_t>(json_int(j, "seed"));
+  const int64_t seed = json_int(j, "seed");
+  PF_CHECK(seed >= 0, "seed ", seed, " is negative");
+  o.seed = static_cast<uint64_t>(seed);
   return o;
 }
 

@@ -91,4 +91,30 @@ head -c 100 "$m" > "$m.cut"
 mv "$m.cut" "$m"
 if "$BIN" info --model "$TMP/run" 2> "$TMP/err.txt"; then fail "accepted a truncated checkpoint"; fi
 grep -q "model.safetensors" "$TMP/err.txt" || fail "truncated message: $(cat "$TMP/err.txt")"
+# --out never destroys what we did not write; another run's directory needs --overwrite.
+mkdir "$TMP/thesis" && echo keep > "$TMP/thesis/thesis.txt"
+if "$BIN" train --data "$TMP/text.txt" --out "$TMP/thesis" "${small[@]}" --steps 1 2> "$TMP/err.txt"; then
+  fail "trained into a directory of user files"
+fi
+grep -q "not a postformer run directory" "$TMP/err.txt" || fail "user-dir message: $(cat "$TMP/err.txt")"
+[ "$(cat "$TMP/thesis/thesis.txt")" = keep ] && [ "$(ls "$TMP/thesis")" = thesis.txt ] || fail "user files changed"
+if "$BIN" train --data "$TMP/text.txt" --out "$TMP/text.txt" "${small[@]}" --steps 1 2> /dev/null; then
+  fail "trained over a file"
+fi
+[ -s "$TMP/text.txt" ] || fail "the data file was replaced"
+if "$BIN" train --data "$TMP/text.txt" --out "$TMP/ft" "${small[@]}" --steps 1 2> "$TMP/err.txt"; then
+  fail "a new run replaced another run's checkpoint without --overwrite"
+fi
+grep -q -- "--overwrite" "$TMP/err.txt" || fail "other-run message: $(cat "$TMP/err.txt")"
+"$BIN" train --data "$TMP/text.txt" --out "$TMP/ft" "${small[@]}" --steps 1 --overwrite \
+  --eval-every 1 --eval-batches 1 > /dev/null || fail "--overwrite"
+[ "$(cat "$TMP/ft/latest")" = step-000000001 ] || fail "--overwrite did not replace the checkpoint"
+for bad in "--steps -1" "--lr -1" "--beta1 1.5" "--dropout -0.5" "--log-every 0" "--threads 100000"; do
+  # shellcheck disable=SC2086
+  if "$BIN" train --data "$TMP/text.txt" --out "$TMP/bad" "${small[@]}" $bad 2> "$TMP/err.txt"; then
+    fail "accepted $bad"
+  fi
+  grep -q -- "${bad%% *}" "$TMP/err.txt" || fail "$bad message: $(cat "$TMP/err.txt")"
+done
+[ ! -e "$TMP/bad" ] || fail "a refused run left $TMP/bad behind"
 echo "cli e2e: all checks passed"

@@ -2,6 +2,7 @@
 // the logits an uninterrupted session gives, for every architecture.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "base/error.h"
@@ -66,6 +67,38 @@ TEST_P(SessionState, RejectsStateOfAnotherModel) {
   write_safetensors(dir / "w", {{"x", Tensor::zeros({2})}});
   EXPECT_THROW(load_session_state(dir / "w", *model, *mine), Error);
   EXPECT_THROW(load_session_state(dir / "missing", *model, *mine), Error);
+}
+
+TEST_P(SessionState, RejectsStateOfTheSameConfigWithOtherWeights) {
+  auto model = create_model(GetParam(), 4);
+  auto twin = create_model(GetParam(), 5);  // same config, other initialisation
+  test::TempDir dir;
+  std::vector<int32_t> toks = {1, 2, 3};
+  auto s = twin->new_session(16);
+  s->forward(toks.data(), 3, false);
+  save_session_state(dir / "s", *twin, *s);
+  auto mine = model->new_session(16);
+  try {
+    load_session_state(dir / "s", *model, *mine);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("other weights"), std::string::npos) << e.what();
+  }
+  // Its own model takes it; a state tensor with a NaN is then refused, naming it.
+  auto again = twin->new_session(16);
+  EXPECT_NO_THROW(load_session_state(dir / "s", *twin, *again));
+  SafetensorsFile f(dir / "s");
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const std::string& name : f.names()) tensors.emplace_back(name, f.load_f32(name));
+  tensors.back().second.data()[0] = std::nanf("");
+  write_safetensors(dir / "nan", tensors, f.metadata());
+  auto third = twin->new_session(16);
+  try {
+    load_session_state(dir / "nan", *twin, *third);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("holds nan"), std::string::npos) << e.what();
+  }
 }
 
 nlohmann::json tiny_mamba_cfg(int version) {

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -443,4 +444,46 @@ TEST_F(SafetensorsTest, WriteFileAtomicFailureKeepsOldFileAndCleansUp) {
 TEST_F(SafetensorsTest, ReadFileMissing) {
   expect_error([&] { read_file(file("missing")); },
                "cannot open " + file("missing") + ": No such file or directory");
+}
+
+// ---- strict conformance: the data section is covered exactly, keys are unique ----
+
+TEST_F(SafetensorsTest, OverlappingOffsetsAreRefused) {
+  const std::string p = raw(
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+      std::string(8, '\0'));
+  expect_error([&] { SafetensorsFile f(p); }, "overlaps the tensor before it");
+}
+
+TEST_F(SafetensorsTest, GapsAndTrailingBytesAreRefused) {
+  const std::string gap = raw(
+      R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+      std::string(12, '\0'), "gap.safetensors");
+  expect_error([&] { SafetensorsFile f(gap); }, "gap of 4 bytes before tensor 'b'");
+  const std::string lead =
+      raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", std::string(8, '\0'),
+          "lead.safetensors");
+  expect_error([&] { SafetensorsFile f(lead); }, "gap of 4 bytes before tensor 'a'");
+  const std::string tail = raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                               std::string(9, '\0'), "tail.safetensors");
+  expect_error([&] { SafetensorsFile f(tail); }, "trailing bytes");
+}
+
+TEST_F(SafetensorsTest, DuplicateKeysAndDeepNestingAreRefused) {
+  const std::string dup = raw(
+      R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+      std::string(4, '\0'), "dup.safetensors");
+  expect_error([&] { SafetensorsFile f(dup); }, "duplicate key 'a'");
+  const std::string deep = raw(std::string(100000, '[') + std::string(100000, ']'), "",
+                               "deep.safetensors");
+  expect_error([&] { SafetensorsFile f(deep); }, "nested deeper than");
+}
+
+TEST_F(SafetensorsTest, FifoIsRefusedWithoutBlocking) {
+  const std::string p = file("fifo.safetensors");
+  ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0);
+  expect_error([&] { SafetensorsFile f(p); }, "not a regular file");
+  expect_error([&] { (void)read_file(p); }, "not a regular file (a FIFO)");
+  // Writing over it would replace something we did not make.
+  expect_error([&] { write_file_atomic(p, "x"); }, "exists and is not a regular file");
 }

@@ -33,6 +33,8 @@ RetNetConfig RetNetConfig::from_json(const nlohmann::json& j) {
   c.chunk = json_int(j, "retention_chunk", 64);  // 32-64 is fastest on CPU (bench)
   c.parallel_training = json_bool(j, "retention_parallel_training", false);
   // Files from flash-linear-attention have no variant key: they are the fla variant.
+  PF_CHECK(!j.contains("retention_variant") || j["retention_variant"].is_string(),
+           "config: retention_variant must be a string (fla or torchscale)");
   const std::string v = j.value("retention_variant", std::string("fla"));
   PF_CHECK(v == "fla" || v == "torchscale", "config: retention_variant '", v,
            "' is not one of fla, torchscale");
