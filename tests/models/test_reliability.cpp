@@ -12,6 +12,7 @@
 #include "data/tokenizer.h"
 #include "io/checkpoint.h"
 #include "io/config_json.h"
+#include "infer/generate.h"
 #include "io/run_dir.h"
 #include "models/lm.h"
 #include "models/model_test_util.h"
@@ -173,6 +174,25 @@ TEST(Training, ValidationSplitTooSmallIsRefusedBeforeTheFirstStep) {
             std::string::npos);
   o.batch = 1, o.seq = 8, o.log_every = 0;
   EXPECT_NE(error_of([&] { Trainer t(*m, corpus, o); }).find("--log-every 0"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pf
+
+namespace pf {
+namespace {
+
+TEST(Generate, BannedIdsAreNeverSampled) {
+  auto m = create_model(tiny("llama"), 2);
+  GenerateOptions g;
+  g.max_new = 40;
+  g.sampling.temperature = 1.5f;
+  for (int32_t id = 0; id < 64; ++id)
+    if (id != 7 && id != 9) g.banned_ids.push_back(id);  // as a vocabulary full of holes
+  auto s = m->new_session(64);
+  const std::vector<int32_t> out = generate(*s, {1, 2}, g, nullptr);
+  ASSERT_EQ(out.size(), 40u);
+  for (int32_t id : out) EXPECT_TRUE(id == 7 || id == 9) << id;
 }
 
 }  // namespace
