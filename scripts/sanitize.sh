@@ -4,10 +4,10 @@
 # sanitizers: all unit tests, every model test except the four Archs/DefaultCorpus
 # training runs (250 steps each: minutes under ASan; the release suite runs them), the CLI
 # end-to-end test, and each fuzzer over its seed corpus plus FUZZ_SECONDS of fuzzing.
-# Usage: bash scripts/sanitize.sh [FUZZ_SECONDS]   (default 15; 600 for a full session)
+# Usage: bash scripts/sanitize.sh [FUZZ_SECONDS]   (default 10; 600 for a full session)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-15}
+secs=${1:-10}
 CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DPF_FUZZ=ON \
   -DPF_BUILD_BENCH=OFF > /dev/null
 ninja -C build-asan -j "$(nproc)"

@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
-bash scripts/sanitize.sh "${PF_FUZZ_SECONDS:-15}"
+bash scripts/sanitize.sh "${PF_FUZZ_SECONDS:-10}"
 cd build
 ctest --output-on-failure -j 1 --timeout 900
