@@ -42,8 +42,15 @@ void run_train(TrainArgs& a) {
   PF_CHECK(!steps_given || a.opt.steps >= 1, "--steps ", a.opt.steps, " is outside [1, 2^40]");
   check_range("--val-fraction", a.val_fraction, 0.0, 1.0, true, true);
   if (a.opt.out_dir.empty()) a.opt.out_dir = a.resume.empty() ? "runs/default" : a.resume;
-  const bool same_dir = !a.resume.empty() && fs::weakly_canonical(a.opt.out_dir) ==
-                                                 fs::weakly_canonical(a.resume);
+  // --resume RUN/step-N continues the run in RUN, not inside the checkpoint directory.
+  if (!a.resume.empty() && a.opt.out_dir == a.resume &&
+      fs::exists(fs::path(a.resume).parent_path() / ".postformer-run") &&
+      fs::exists(fs::path(a.resume) / "config.json"))
+    a.opt.out_dir = fs::path(a.resume).parent_path().string();
+  const bool same_dir =
+      !a.resume.empty() &&
+      (fs::weakly_canonical(a.opt.out_dir) == fs::weakly_canonical(a.resume) ||
+       fs::weakly_canonical(a.opt.out_dir) == fs::weakly_canonical(a.resume).parent_path());
   if (!a.init_from.empty())
     PF_CHECK(fs::weakly_canonical(a.opt.out_dir) != fs::weakly_canonical(a.init_from),
              "--out must differ from --init-from, so the original model stays intact");
