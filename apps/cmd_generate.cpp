@@ -24,17 +24,24 @@ struct GenArgs {
   GenerateOptions gen;
   int threads = 0;
   bool print_ids = false, stats = false;
+  // Read as doubles and range-checked before narrowing: 1e300 must not reach a float cast.
+  double temperature = 0.8, top_p = 1.0;
 };
 
 void run_generate(GenArgs& a) {
   set_num_threads(a.threads);
   check_range("--max-tokens", a.gen.max_new, 0, int64_t{1} << 40);
+  check_range("--temperature", a.temperature, 0.0, 100.0);
+  check_range("--top-p", a.top_p, 0.0, 1.0, /*open_lo=*/true);
+  a.gen.sampling.temperature = static_cast<float>(a.temperature);
+  a.gen.sampling.top_p = static_cast<float>(a.top_p);
   check_sampling(a.gen.sampling);
   check_range("--context", a.context, 0, kMaxPositions);
   auto model = load_model(a.model_dir);
   // Token ids in and out need no tokenizer, so any model directory works that way.
   std::unique_ptr<Tokenizer> tok;
-  if (a.tokens_file.empty() || !a.print_ids)
+  // Loaded whenever the directory has one: its holes are never sampled, even for ids out.
+  if (a.tokens_file.empty() || !a.print_ids || has_tokenizer_files(resolve_checkpoint_dir(a.model_dir)))
     tok = load_tokenizer(resolve_checkpoint_dir(a.model_dir), model->vocab_size());
   std::vector<int32_t> prompt;
   if (!a.tokens_file.empty()) {
@@ -95,11 +102,11 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--tokens", a->tokens_file, "Prompt as a file of whitespace-separated token ids");
   cmd->add_option("--max-tokens", a->gen.max_new, "Tokens to generate (0 = only read the prompt)")
       ->capture_default_str();
-  cmd->add_option("--temperature", a->gen.sampling.temperature, "Sampling temperature (0 = greedy)")
+  cmd->add_option("--temperature", a->temperature, "Sampling temperature (0 = greedy)")
       ->capture_default_str();
   cmd->add_option("--top-k", a->gen.sampling.top_k, "Keep the k most likely tokens (0 = off)")
       ->capture_default_str();
-  cmd->add_option("--top-p", a->gen.sampling.top_p, "Nucleus sampling mass (1 = off)")
+  cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass (1 = off)")
       ->capture_default_str();
   cmd->add_option("--seed", a->gen.seed, "Sampling seed")
       ->check(kUnsigned)

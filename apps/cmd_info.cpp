@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "base/checks.h"
+#include "models/limits.h"
 #include <memory>
 
 #include "apps/commands.h"
@@ -24,7 +25,7 @@ std::string mib(double bytes) {
 }
 
 void run_info(const InfoArgs& a) {
-  check_range("--at-context", a.at_context, 1, int64_t{1} << 40);
+  check_range("--at-context", a.at_context, 1, kMaxPositions);
   std::unique_ptr<LanguageModel> m =
       a.model_dir.empty() ? create_model(a.model.config(), 0) : load_model(a.model_dir);
   const int64_t n = m->num_params();

@@ -30,40 +30,57 @@ struct TrainArgs {
   double val_fraction = 0.01;
   int threads = 0;
   bool overwrite = false;
+  double dropout = 0.0;  // checked as a double, then narrowed into opt.dropout
   TrainArgs() { opt.steps = kStepsNotGiven; }  // then 1000, or the resumed run's own total
 };
 
+namespace fs = std::filesystem;
+
+// An absolute, normalised path without a trailing separator ("run/step-5/" -> ".../run/step-5").
+std::string normalized(const std::string& p) {
+  fs::path n = fs::absolute(p).lexically_normal();
+  if (!n.has_filename() && n.has_parent_path()) n = n.parent_path();
+  return n.string();
+}
+
 void run_train(TrainArgs& a) {
   set_num_threads(a.threads);
-  namespace fs = std::filesystem;
   std::unique_ptr<LanguageModel> model;
   PF_CHECK(a.resume.empty() || a.init_from.empty(), "give at most one of --resume and --init-from");
   const bool steps_given = a.opt.steps != kStepsNotGiven;
   PF_CHECK(!steps_given || a.opt.steps >= 1, "--steps ", a.opt.steps, " is outside [1, 2^40]");
   check_range("--val-fraction", a.val_fraction, 0.0, 1.0, true, true);
-  if (a.opt.out_dir.empty()) a.opt.out_dir = a.resume.empty() ? "runs/default" : a.resume;
-  // --resume RUN/step-N continues the run in RUN, not inside the checkpoint directory.
-  if (!a.resume.empty() && a.opt.out_dir == a.resume &&
-      fs::exists(fs::path(a.resume).parent_path() / ".postformer-run") &&
-      fs::exists(fs::path(a.resume) / "config.json"))
-    a.opt.out_dir = fs::path(a.resume).parent_path().string();
-  const bool same_dir =
-      !a.resume.empty() &&
-      (fs::weakly_canonical(a.opt.out_dir) == fs::weakly_canonical(a.resume) ||
-       fs::weakly_canonical(a.opt.out_dir) == fs::weakly_canonical(a.resume).parent_path());
+  check_range("--dropout", a.dropout, 0.0, 1.0, false, true);
+  a.opt.dropout = static_cast<float>(a.dropout);
+  const bool out_given = !a.opt.out_dir.empty();
+  if (!a.resume.empty()) {
+    a.resume = normalized(a.resume);
+    // --resume RUN/step-N continues the run in RUN; only its latest checkpoint may be named,
+    // since starting the run removes every other one.
+    const fs::path parent = fs::path(a.resume).parent_path();
+    if (fs::exists(parent / ".postformer-run") && fs::exists(fs::path(a.resume) / "config.json")) {
+      const std::string latest = resolve_checkpoint_dir(parent.string());
+      PF_CHECK(normalized(latest) == a.resume, "--resume ", a.resume,
+               " is not the latest checkpoint of its run (that is ", latest, "); resume from ",
+               parent.string());
+      a.resume = parent.string();
+    }
+  }
+  if (!out_given) a.opt.out_dir = a.resume.empty() ? "runs/default" : a.resume;
+  const bool same_dir = !a.resume.empty() && normalized(a.opt.out_dir) == a.resume;
   if (!a.init_from.empty())
     PF_CHECK(fs::weakly_canonical(a.opt.out_dir) != fs::weakly_canonical(a.init_from),
              "--out must differ from --init-from, so the original model stays intact");
-  // Refused before anything is loaded or trained: the run must be able to save at the end.
-  RunDir::check_out_dir(a.opt.out_dir, a.overwrite, same_dir);
   std::string source_dir;  // where the model (and its tokenizer) come from, if anywhere
+  int64_t resumed_step = 0;
   if (!a.resume.empty()) {
     source_dir = resolve_checkpoint_dir(a.resume);
     // Resume keeps the run's own hyper-parameters; only length, time and output may change.
-    const std::string dir = source_dir;
-    TrainOptions saved =
-        read_trainer_state((fs::path(dir) / "trainer_state.json").string()).options;
+    const TrainerState st = read_trainer_state((fs::path(source_dir) / "trainer_state.json").string());
+    TrainOptions saved = st.options;
     if (steps_given) saved.steps = a.opt.steps;  // else the run's own schedule length
+    PF_CHECK(st.step <= saved.steps, "--steps ", saved.steps, " is below the step ", st.step,
+             " the run has reached; give a larger total");
     saved.time_limit = a.opt.time_limit;
     saved.out_dir = a.opt.out_dir;
     saved.log_every = a.opt.log_every;
@@ -71,7 +88,20 @@ void run_train(TrainArgs& a) {
     saved.quiet = a.opt.quiet;
     saved.eval_every = a.opt.eval_every;
     a.opt = saved;
-    model = create_model(read_json_file((fs::path(dir) / "config.json").string()), a.opt.seed);
+    resumed_step = st.step;
+  }
+  if (a.opt.steps == kStepsNotGiven) a.opt.steps = 1000;
+  a.opt.validate();
+  // Refused before anything is loaded or trained: the run must be able to save at the end.
+  RunDir::check_out_dir(a.opt.out_dir, a.overwrite, same_dir);
+  auto run_dir = std::make_unique<RunDir>(a.opt.out_dir);
+  // Again under the lock: another run may have saved there since the first look.
+  RunDir::check_out_dir(a.opt.out_dir, a.overwrite, same_dir);
+  if (same_dir)
+    PF_CHECK(resolve_checkpoint_dir(a.resume) == source_dir, a.resume,
+             " changed while this run started (another run saved there); start it again");
+  if (!a.resume.empty()) {
+    model = load_model(source_dir);  // every weight checked against the config
   } else if (!a.init_from.empty()) {
     // Transfer learning: weights, config layout and tokenizer all come from the source.
     source_dir = resolve_checkpoint_dir(a.init_from);
@@ -85,8 +115,6 @@ void run_train(TrainArgs& a) {
            e.what());
     }
   }
-  if (a.opt.steps == kStepsNotGiven) a.opt.steps = 1000;
-  a.opt.validate();
   std::unique_ptr<Tokenizer> tok =
       source_dir.empty() ? std::make_unique<ByteTokenizer>() : load_tokenizer(source_dir);
   PF_CHECK(model->vocab_size() >= tok->vocab_size(), "model vocabulary ", model->vocab_size(),
@@ -101,11 +129,10 @@ void run_train(TrainArgs& a) {
               model->arch().c_str(), model->num_params() / 1e6, a.data.c_str(),
               static_cast<long>(corpus.train_tokens()), static_cast<long>(corpus.val_tokens()),
               num_threads());
-  Trainer trainer(*model, corpus, a.opt);
+  Trainer trainer(*model, corpus, a.opt, std::move(run_dir));
   if (!a.resume.empty()) {
-    trainer.resume_from(a.resume);
-    PF_CHECK(trainer.step() <= a.opt.steps, "--steps ", a.opt.steps, " is below the step ",
-             trainer.step(), " the run has reached; give a larger total");
+    trainer.resume_from(source_dir);
+    PF_CHECK(trainer.step() == resumed_step, source_dir, " changed while it was read");
     std::printf("resumed from %s at step %ld\n", a.resume.c_str(),
                 static_cast<long>(trainer.step()));
   }
@@ -149,7 +176,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--beta1", a->opt.adam.beta1, "AdamW beta1")->capture_default_str();
   cmd->add_option("--beta2", a->opt.adam.beta2, "AdamW beta2")->capture_default_str();
   cmd->add_option("--clip", a->opt.clip, "Gradient norm clip (0 = off)")->capture_default_str();
-  cmd->add_option("--dropout", a->opt.dropout, "Residual dropout")->capture_default_str();
+  cmd->add_option("--dropout", a->dropout, "Residual dropout")->capture_default_str();
   cmd->add_flag("--recompute", a->opt.recompute,
                 "Recompute each block in the backward: activation memory of one block, not all");
   cmd->add_option("--eval-every", a->opt.eval_every, "Validate every N steps")

@@ -48,8 +48,14 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
     fail("cannot write ", path, ": it exists and is not a regular file");
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   file_op_point("create", path);
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) fail("cannot write ", path, ": cannot create ", tmp, ": ", errno_str());
+  // O_EXCL | O_NOFOLLOW: never write through (or over) a file or link that is already there.
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) fail("cannot write ", path, ": cannot create ", tmp, ": ", errno_str());
+  std::FILE* f = ::fdopen(fd, "wb");
+  if (f == nullptr) {
+    ::close(fd);
+    fail("cannot write ", path, ": cannot open ", tmp, ": ", errno_str());
+  }
   // Closes (if still open) and removes the temp file, preserving errno for the message.
   auto abandon = [&](const char* what) {
     const int saved = errno;

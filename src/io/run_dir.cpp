@@ -73,9 +73,11 @@ bool is_partial_name(const std::string& name) {
 void remove_checkpoint_dir(const fs::path& d) {
   const std::vector<std::string> known = checkpoint_files();
   std::error_code ec;
+  // A symlink in our place leads to someone else's files: neither it nor its target goes.
+  if (fs::is_symlink(fs::symlink_status(d, ec))) return;
   for (const auto& e : fs::directory_iterator(d, ec)) {
     const std::string name = e.path().filename().string();
-    if (!e.is_regular_file(ec) || !is_our_file(name, known)) continue;
+    if (!fs::is_regular_file(e.symlink_status(ec)) || !is_our_file(name, known)) continue;
     file_op_point("remove", e.path().string());
     fs::remove(e.path(), ec);
   }
@@ -147,7 +149,7 @@ void RunDir::check_out_dir(const std::string& dir, bool overwrite, bool resuming
 RunDir::RunDir(const std::string& dir) : dir_(dir) {
   std::error_code ec;
   if (!fs::exists(dir_, ec)) {
-    fs::create_directories(dir_, ec);
+    created_ = fs::create_directories(dir_, ec);
     PF_CHECK(!ec, "cannot create the output directory ", dir_, ": ", ec.message());
   }
   lock_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -180,7 +182,14 @@ RunDir::RunDir(const std::string& dir) : dir_(dir) {
 }
 
 RunDir::~RunDir() {
-  if (lock_fd_ >= 0) ::close(lock_fd_);  // closing releases the lock
+  if (lock_fd_ < 0) return;
+  // A run refused before its first save leaves nothing behind.
+  if (created_ && !saved_) {
+    std::error_code ec;
+    fs::remove(fs::path(dir_) / kMarker, ec);
+    fs::remove(dir_, ec);  // only if now empty
+  }
+  ::close(lock_fd_);  // closing releases the lock
 }
 
 void RunDir::remove_stale() {
@@ -189,14 +198,15 @@ void RunDir::remove_stale() {
   std::vector<fs::path> stale;
   for (const auto& e : fs::directory_iterator(dir_, ec)) {
     const std::string name = e.path().filename().string();
-    if (e.is_directory(ec) && (is_partial_name(name) || (is_checkpoint_name(name) && name != latest)))
+    const fs::file_status st = e.symlink_status(ec);  // links are never followed
+    if (fs::is_directory(st) && (is_partial_name(name) || (is_checkpoint_name(name) && name != latest)))
       stale.push_back(e.path());
-    else if (e.is_regular_file(ec) && is_our_file(name, {kLatest, kMarker}) && name != kLatest &&
+    else if (fs::is_regular_file(st) && is_our_file(name, {kLatest, kMarker}) && name != kLatest &&
              name != kMarker)
       stale.push_back(e.path());
   }
   for (const fs::path& p : stale) {
-    if (fs::is_directory(p, ec)) {
+    if (fs::is_directory(fs::symlink_status(p, ec))) {
       remove_checkpoint_dir(p);
     } else {
       file_op_point("remove", p.string());
@@ -230,6 +240,7 @@ std::string RunDir::save(int64_t step, const std::function<void(const std::strin
   PF_CHECK(!ec, "cannot rename ", tmp.string(), " to ", name, ": ", ec.message());
   sync_dir((root / name).string());
   write_file_atomic((root / kLatest).string(), name + "\n");
+  saved_ = true;
   if (!latest.empty()) remove_checkpoint_dir(root / latest);
   return (root / name).string();
 }

@@ -21,7 +21,7 @@ class RunDir {
   // Creates or adopts `dir`, takes its advisory lock (a second run writing it is refused)
   // and removes leftovers of interrupted saves.
   explicit RunDir(const std::string& dir);
-  ~RunDir();
+  ~RunDir();  // a directory it created and never saved into is removed again
   RunDir(const RunDir&) = delete;
   RunDir& operator=(const RunDir&) = delete;
 
@@ -34,6 +34,7 @@ class RunDir {
 
   std::string dir_;
   int lock_fd_ = -1;
+  bool created_ = false, saved_ = false;
 };
 
 // Where the newest complete checkpoint of `dir` lives: DIR/<latest> for a run directory,

@@ -135,23 +135,25 @@ void SafetensorsFile::parse_header(uint64_t header_len) {
 
     const json& js = entry["shape"];
     if (!js.is_array()) fail(where, ": shape is not an array");
-    // numel is tracked unsigned and saturates, so an absurd shape cannot overflow silently.
-    uint64_t numel = 1;
+    // The product of the non-zero dims must fit (a zero dim does not make [2^62, 4, 0]
+    // harmless: strides and element counts are still computed from the others).
+    uint64_t nonzero = 1, numel = 1;
     bool too_big = false;
     for (const json& d : js) {
       uint64_t v;
       if (!as_index(d, &v))
         fail(where, ": shape ", js.dump(), " has a negative or non-integer entry");
       info.shape.push_back(static_cast<int64_t>(v));
-      if (v != 0 && numel > std::numeric_limits<uint64_t>::max() / v)
-        too_big = true;
-      else
-        numel *= v;
+      if (v == 0) {
+        numel = 0;
+        continue;
+      }
+      if (nonzero > (static_cast<uint64_t>(INT64_MAX) / 4) / v) too_big = true;
+      else nonzero *= v;
     }
-    if (numel == 0) too_big = false;  // a zero dimension makes any other size harmless
+    if (numel != 0) numel = nonzero;
     const uint64_t elem = dtype_size(info.dtype);
-    if (too_big || numel > std::numeric_limits<uint64_t>::max() / elem)
-      fail(where, ": shape ", shape_str(info.shape), " is too large");
+    if (too_big) fail(where, ": shape ", shape_str(info.shape), " is too large");
 
     const json& jo = entry["data_offsets"];
     uint64_t b, e;

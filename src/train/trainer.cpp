@@ -8,6 +8,7 @@
 #include "autograd/ops.h"
 #include "base/checks.h"
 #include "base/error.h"
+#include "base/memory_stats.h"
 #include "base/timer.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
@@ -51,7 +52,9 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   o.adam.beta2 = json_num(j, "beta2");
   o.adam.eps = json_num(j, "eps");
   o.adam.weight_decay = json_num(j, "weight_decay");
-  o.dropout = static_cast<float>(json_num(j, "dropout"));
+  const double dropout = json_num(j, "dropout");
+  check_range("dropout", dropout, 0.0, 1.0, false, true);  // before the cast to float
+  o.dropout = static_cast<float>(dropout);
   o.recompute = json_bool(j, "recompute", false);
   o.eval_every = json_int(j, "eval_every");
   o.eval_batches = json_int(j, "eval_batches");
@@ -105,9 +108,16 @@ TrainerState read_trainer_state(const std::string& path) {
   return st;
 }
 
-Trainer::Trainer(LanguageModel& model, const Corpus& corpus, const TrainOptions& opt)
-    : model_(model), corpus_(corpus), opt_(opt) {
+Trainer::Trainer(LanguageModel& model, const Corpus& corpus, const TrainOptions& opt,
+                 std::unique_ptr<RunDir> run_dir)
+    : model_(model), corpus_(corpus), opt_(opt), run_dir_(std::move(run_dir)) {
   opt.validate();
+  // Weights, gradients and two AdamW moments: 16 bytes a parameter before any activation.
+  const int64_t ram = physical_memory_bytes();
+  const int64_t params = model.num_params();
+  PF_CHECK(ram == 0 || params <= ram / 16, "training ", params, " parameters needs at least ",
+           (params * 16) >> 20, " MiB (weights, gradients, AdamW moments), more than this "
+           "machine's ", ram >> 20, " MiB");
   PF_CHECK(opt.seq <= model.max_context(), "--seq ", opt.seq, " exceeds the model's context ",
            model.max_context());
   // Everything that could fail at the end of a run is checked before its first step.
@@ -116,14 +126,16 @@ Trainer::Trainer(LanguageModel& model, const Corpus& corpus, const TrainOptions&
   PF_CHECK(corpus.num_val_batches(opt.batch, opt.seq) > 0, "the validation split (",
            corpus.val_tokens(), " tokens) is too small for one batch of --batch ", opt.batch,
            " x --seq ", opt.seq, " (+1); use more data, a larger --val-fraction or a smaller batch");
-  std::vector<std::pair<std::string, Var>> params;
+  std::vector<std::pair<std::string, Var>> named;
   std::vector<ParamKind> kinds;
   model_.visit_params([&](const std::string& name, Var& p, ParamKind kind) {
-    params.emplace_back(name, p);
+    named.emplace_back(name, p);
     kinds.push_back(kind);
   });
-  adam_ = std::make_unique<AdamW>(opt.adam, params, kinds);
-  if (!opt.out_dir.empty()) run_dir_ = std::make_unique<RunDir>(opt.out_dir);
+  adam_ = std::make_unique<AdamW>(opt.adam, named, kinds);
+  for (const std::string& f : opt.extra_files)
+    extra_blobs_.emplace_back(fs::path(f).filename().string(), read_file(f));
+  if (!run_dir_ && !opt.out_dir.empty()) run_dir_ = std::make_unique<RunDir>(opt.out_dir);
 }
 
 double Trainer::train_step() {
@@ -241,8 +253,8 @@ void Trainer::save_checkpoint() {
                             {"arch", model_.arch()},
                             {"options", opt_.to_json()}};
     write_file_atomic((fs::path(tmp) / "trainer_state.json").string(), state.dump(2) + "\n");
-    for (const std::string& f : opt_.extra_files)
-      write_file_atomic((fs::path(tmp) / fs::path(f).filename()).string(), read_file(f));
+    for (const auto& [name, bytes] : extra_blobs_)
+      write_file_atomic((fs::path(tmp) / name).string(), bytes);
   });
 }
 

@@ -52,7 +52,9 @@ struct TrainResult {
 
 class Trainer {
  public:
-  Trainer(LanguageModel& model, const Corpus& corpus, const TrainOptions& opt);
+  // Checkpoints go to run_dir, or (when null) to a RunDir opened on opt.out_dir, if any.
+  Trainer(LanguageModel& model, const Corpus& corpus, const TrainOptions& opt,
+          std::unique_ptr<RunDir> run_dir = nullptr);
   // Loads weights, optimizer moments and the step counter from a checkpoint directory.
   void resume_from(const std::string& dir);
   TrainResult run();
@@ -72,6 +74,8 @@ class Trainer {
   std::unique_ptr<AdamW> adam_;
   std::unique_ptr<RunDir> run_dir_;  // locked for the trainer's lifetime; null without out_dir
   std::string last_checkpoint_;
+  // extra_files, read at the start: a resumed run removes the checkpoint they came from.
+  std::vector<std::pair<std::string, std::string>> extra_blobs_;
   int64_t step_ = 0;
 };
 
