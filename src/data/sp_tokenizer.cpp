@@ -60,7 +60,13 @@ void SentencePieceTokenizer::load(const std::string& path) {
   path_ = path;
   // Read it ourselves: a FIFO or device must be refused, not waited on.
   const std::string bytes = read_file(path, uint64_t{1} << 30);
-  const auto status = sp_->LoadFromSerializedProto(bytes);
+  sentencepiece::util::Status status;
+  try {
+    status = sp_->LoadFromSerializedProto(bytes);
+  } catch (const std::exception& e) {
+    // The library throws from inside its trie builder on some malformed models.
+    fail(path, ": cannot load as a SentencePiece model (", e.what(), ")");
+  }
   PF_CHECK(status.ok(), path, ": cannot load as a SentencePiece model (", status.ToString(), ")");
   const int n = sp_->GetPieceSize();
   PF_CHECK(n > 0, path, ": SentencePiece model has no pieces");
