@@ -7,13 +7,13 @@
 #include "apps/commands.h"
 #include "base/checks.h"
 #include "base/error.h"
-#include "models/limits.h"
 #include "base/threads.h"
 #include "data/corpus.h"
 #include "data/tokenizer.h"
 #include "infer/generate.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
+#include "models/limits.h"
 
 namespace pf::cli {
 

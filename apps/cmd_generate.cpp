@@ -41,7 +41,8 @@ void run_generate(GenArgs& a) {
   // Token ids in and out need no tokenizer, so any model directory works that way.
   std::unique_ptr<Tokenizer> tok;
   // Loaded whenever the directory has one: its holes are never sampled, even for ids out.
-  if (a.tokens_file.empty() || !a.print_ids || has_tokenizer_files(resolve_checkpoint_dir(a.model_dir)))
+  if (a.tokens_file.empty() || !a.print_ids ||
+      has_tokenizer_files(resolve_checkpoint_dir(a.model_dir)))
     tok = load_tokenizer(resolve_checkpoint_dir(a.model_dir), model->vocab_size());
   std::vector<int32_t> prompt;
   if (!a.tokens_file.empty()) {
@@ -65,7 +66,8 @@ void run_generate(GenArgs& a) {
   // The KV cache is allocated up front: it must fit in memory.
   const int64_t ram = physical_memory_bytes();
   PF_CHECK(ram == 0 || model->state_bytes(cap) <= ram / 2, "a context of ", cap, " needs ",
-           model->state_bytes(cap) >> 20, " MiB of inference state, more than half of this "
+           model->state_bytes(cap) >> 20,
+           " MiB of inference state, more than half of this "
            "machine's memory; pass a smaller --context");
   auto session = model->new_session(cap);
   if (!a.load_state.empty()) load_session_state(a.load_state, *model, *session);
@@ -106,11 +108,8 @@ void add_generate(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--top-k", a->gen.sampling.top_k, "Keep the k most likely tokens (0 = off)")
       ->capture_default_str();
-  cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass (1 = off)")
-      ->capture_default_str();
-  cmd->add_option("--seed", a->gen.seed, "Sampling seed")
-      ->check(kUnsigned)
-      ->capture_default_str();
+  cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
+  cmd->add_option("--seed", a->gen.seed, "Sampling seed")->check(kUnsigned)->capture_default_str();
   cmd->add_option("--context", a->context, "KV-cache capacity (0 = model maximum)");
   cmd->add_option("--save-state", a->save_state,
                   "After generating, save the inference state (cache or recurrent state) here");

@@ -1,13 +1,12 @@
 // `postformer info`: config, parameter count and memory of a model directory or shape.
 #include <cstdio>
-
-#include "base/checks.h"
-#include "models/limits.h"
 #include <memory>
 
 #include "apps/commands.h"
 #include "apps/model_flags.h"
+#include "base/checks.h"
 #include "io/checkpoint.h"
+#include "models/limits.h"
 
 namespace pf::cli {
 

@@ -12,8 +12,8 @@
 #include "base/threads.h"
 #include "data/corpus.h"
 #include "io/checkpoint.h"
-#include "io/run_dir.h"
 #include "io/config_json.h"
+#include "io/run_dir.h"
 #include "models/lm.h"
 #include "train/trainer.h"
 
@@ -76,7 +76,8 @@ void run_train(TrainArgs& a) {
   if (!a.resume.empty()) {
     source_dir = resolve_checkpoint_dir(a.resume);
     // Resume keeps the run's own hyper-parameters; only length, time and output may change.
-    const TrainerState st = read_trainer_state((fs::path(source_dir) / "trainer_state.json").string());
+    const TrainerState st =
+        read_trainer_state((fs::path(source_dir) / "trainer_state.json").string());
     TrainOptions saved = st.options;
     if (steps_given) saved.steps = a.opt.steps;  // else the run's own schedule length
     PF_CHECK(st.step <= saved.steps, "--steps ", saved.steps, " is below the step ", st.step,

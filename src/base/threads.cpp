@@ -1,8 +1,8 @@
 #include "base/threads.h"
 
-#include "base/error.h"
-
 #include <omp.h>
+
+#include "base/error.h"
 
 namespace pf {
 

@@ -408,7 +408,10 @@ void BpeTokenizer::load_model(const json& m) {
     auto ia = vocab_.find(a), ib = vocab_.find(b), iab = vocab_.find(a + b);
     PF_CHECK(ia != vocab_.end() && ib != vocab_.end() && iab != vocab_.end(), path_, ": merge ",
              this_rank, " ('", a, "' + '", b, "') names a token that is not in the vocab ('",
-             ia == vocab_.end() ? a : ib == vocab_.end() ? b : a + b, "')");
+             ia == vocab_.end()   ? a
+             : ib == vocab_.end() ? b
+                                  : a + b,
+             "')");
     const uint64_t key =
         (uint64_t{static_cast<uint32_t>(ia->second)} << 32) | static_cast<uint32_t>(ib->second);
     merges_.try_emplace(key,

@@ -1,8 +1,8 @@
 #include "data/sp_tokenizer.h"
 
-#include <cmath>
-
 #include <sentencepiece_processor.h>
+
+#include <cmath>
 
 #include "base/error.h"
 #include "io/read_file.h"

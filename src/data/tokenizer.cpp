@@ -5,9 +5,9 @@
 #include <sstream>
 
 #include "base/error.h"
-#include "io/read_file.h"
 #include "data/bpe_tokenizer.h"
 #include "data/sp_tokenizer.h"
+#include "io/read_file.h"
 
 namespace pf {
 

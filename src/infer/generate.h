@@ -12,10 +12,10 @@ struct GenerateOptions {
   int64_t max_new = 200;
   SamplingOptions sampling;
   uint64_t seed = 1;
-  int64_t valid_vocab = 0;        // ids >= this are never sampled (padded vocab); 0 = all
-  std::vector<int32_t> stop_ids;  // generation ends after producing one of these
+  int64_t valid_vocab = 0;          // ids >= this are never sampled (padded vocab); 0 = all
+  std::vector<int32_t> stop_ids;    // generation ends after producing one of these
   std::vector<int32_t> banned_ids;  // never sampled (ids the tokenizer cannot decode)
-  bool feed_last = false;         // also feed the final token, so the state covers it
+  bool feed_last = false;           // also feed the final token, so the state covers it
 };
 
 // Prefills the prompt (which may be empty when the session already has logits, e.g.

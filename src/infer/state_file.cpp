@@ -27,8 +27,7 @@ std::string weights_fingerprint(LanguageModel& m) {
     const int64_t n = t.numel();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-      for (int l = 0; l < 4; ++l)
-        mix(l, (uint64_t{bits[i + 2 * l]} << 32) | bits[i + 2 * l + 1]);
+      for (int l = 0; l < 4; ++l) mix(l, (uint64_t{bits[i + 2 * l]} << 32) | bits[i + 2 * l + 1]);
     for (; i < n; ++i) mix(2, bits[i]);
   });
   char buf[80];
@@ -89,9 +88,9 @@ void load_session_state(const std::string& path, LanguageModel& model, Inference
            "checkpoint); it cannot continue this one");
   // Digits only: "12abc" or "-3" is a damaged file, not position 12.
   const std::string pos = get("position");
-  PF_CHECK(!pos.empty() && pos.size() <= 18 &&
-               pos.find_first_not_of("0123456789") == std::string::npos,
-           path, ": bad position '", pos, "'");
+  PF_CHECK(
+      !pos.empty() && pos.size() <= 18 && pos.find_first_not_of("0123456789") == std::string::npos,
+      path, ": bad position '", pos, "'");
   const int64_t position = std::stoll(pos);
   PF_CHECK(position >= 1 && position <= session.capacity(), path, ": position ", position,
            " is outside this session's context [1, ", session.capacity(), "]");
@@ -117,7 +116,8 @@ void load_session_state(const std::string& path, LanguageModel& model, Inference
   } catch (const Error& e) {
     fail(path, ": ", e.what());
   }
-  session.set_last_logits(finite("last_logits", f.load_f32("last_logits", {1, model.vocab_size()})));
+  session.set_last_logits(
+      finite("last_logits", f.load_f32("last_logits", {1, model.vocab_size()})));
 }
 
 }  // namespace pf

@@ -40,7 +40,6 @@ void sync_dir(const std::string& path) {
   }
 }
 
-
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer) {
   // Replacing a FIFO, device, directory or symlink would destroy something we did not write.
   struct stat st {};

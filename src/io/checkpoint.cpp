@@ -21,8 +21,8 @@ WeightFiles::WeightFiles(const std::string& dir) : dir_(dir) {
   }
   PF_CHECK(fs::exists(index), dir, " has no model.safetensors (nor model.safetensors.index.json)");
   const nlohmann::json j = read_json_file(index.string());
-  PF_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(),
-           index.string(), ": no 'weight_map' object");
+  PF_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(), index.string(),
+           ": no 'weight_map' object");
   PF_CHECK(!j["weight_map"].empty(), index.string(), ": 'weight_map' names no tensors");
   std::map<std::string, size_t> file_index;
   for (const auto& [name, file] : j["weight_map"].items()) {
@@ -83,7 +83,8 @@ Tensor WeightFiles::load_f32(const std::string& name, const Shape& expected) con
 
 namespace {
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 }  // namespace
 
@@ -105,7 +106,8 @@ void load_weights(LanguageModel& m, const WeightFiles& w) {
       // Exports of tied models may store the head too; it must then be the embedding.
       const Tensor head = w.load_f32(name);
       PF_CHECK(head.shape() == embedding.shape() && head.to_vector() == embedding.to_vector(),
-               w.where(name), ": lm_head.weight differs from the embedding, but the config ties "
+               w.where(name),
+               ": lm_head.weight differs from the embedding, but the config ties "
                "them (set tie_word_embeddings / tie_embeddings to false)");
       continue;
     }

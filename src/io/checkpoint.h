@@ -22,8 +22,8 @@ class WeightFiles {
   explicit WeightFiles(const std::string& dir);
   Tensor load_f32(const std::string& name, const Shape& expected) const;
   Tensor load_f32(const std::string& name) const;
-  std::vector<std::string> names() const;  // every tensor in every file, sorted
-  int64_t total_elements() const;          // summed over all tensors
+  std::vector<std::string> names() const;                   // every tensor in every file, sorted
+  int64_t total_elements() const;                           // summed over all tensors
   const std::string& where(const std::string& name) const;  // the file holding it
 
  private:

@@ -69,8 +69,8 @@ const nlohmann::json& need(const nlohmann::json& j, const std::string& key) {
 int64_t json_int(const nlohmann::json& j, const std::string& key) {
   const auto& v = need(j, key);
   PF_CHECK(v.is_number_integer(), "config key '", key, "' must be an integer, got ", v.dump());
-  PF_CHECK(!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t{INT64_MAX}, "config key '",
-           key, "' is too large: ", v.dump());
+  PF_CHECK(!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t{INT64_MAX}, "config key '", key,
+           "' is too large: ", v.dump());
   return v.get<int64_t>();
 }
 

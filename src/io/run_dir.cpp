@@ -26,8 +26,8 @@ constexpr const char* kLatest = "latest";
 
 // Every file a checkpoint may hold; nothing else is ever deleted.
 const char* const kCheckpointFiles[] = {
-    "config.json",           "model.safetensors",    "optimizer.safetensors",
-    "trainer_state.json",    "tokenizer.json",       "tokenizer.model",
+    "config.json",           "model.safetensors",       "optimizer.safetensors",
+    "trainer_state.json",    "tokenizer.json",          "tokenizer.model",
     "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"};
 
 bool all_digits(const std::string& s) {
@@ -109,9 +109,8 @@ bool is_run_dir(const fs::path& dir) {
 }
 
 int64_t step_of(const std::string& name) {
-  const std::string digits = name.substr(5, name.find('.') == std::string::npos
-                                                 ? std::string::npos
-                                                 : name.find('.') - 5);
+  const std::string digits =
+      name.substr(5, name.find('.') == std::string::npos ? std::string::npos : name.find('.') - 5);
   return digits.size() > 18 ? -1 : std::stoll(digits);
 }
 
@@ -199,7 +198,8 @@ void RunDir::remove_stale() {
   for (const auto& e : fs::directory_iterator(dir_, ec)) {
     const std::string name = e.path().filename().string();
     const fs::file_status st = e.symlink_status(ec);  // links are never followed
-    if (fs::is_directory(st) && (is_partial_name(name) || (is_checkpoint_name(name) && name != latest)))
+    if (fs::is_directory(st) &&
+        (is_partial_name(name) || (is_checkpoint_name(name) && name != latest)))
       stale.push_back(e.path());
     else if (fs::is_regular_file(st) && is_our_file(name, {kLatest, kMarker}) && name != kLatest &&
              name != kMarker)

@@ -148,8 +148,10 @@ void SafetensorsFile::parse_header(uint64_t header_len) {
         numel = 0;
         continue;
       }
-      if (nonzero > (static_cast<uint64_t>(INT64_MAX) / 4) / v) too_big = true;
-      else nonzero *= v;
+      if (nonzero > (static_cast<uint64_t>(INT64_MAX) / 4) / v)
+        too_big = true;
+      else
+        nonzero *= v;
     }
     if (numel != 0) numel = nonzero;
     const uint64_t elem = dtype_size(info.dtype);

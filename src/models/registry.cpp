@@ -26,8 +26,9 @@ void ensure_builtins() {
   static bool done = false;
   if (done) return;
   done = true;
-  register_arch("transformer", "llama", make_transformer,
-                [](const nlohmann::json& j) { return TransformerConfig::from_json(j).param_count(); });
+  register_arch("transformer", "llama", make_transformer, [](const nlohmann::json& j) {
+    return TransformerConfig::from_json(j).param_count();
+  });
   register_arch("mamba", "mamba", make_mamba,
                 [](const nlohmann::json& j) { return MambaConfig::from_json(j, 1).param_count(); });
   register_arch("mamba2", "mamba2", make_mamba2,
@@ -61,9 +62,7 @@ const Entry& entry_for(const nlohmann::json& config) {
 }
 }  // namespace
 
-int64_t config_param_count(const nlohmann::json& config) {
-  return entry_for(config).count(config);
-}
+int64_t config_param_count(const nlohmann::json& config) { return entry_for(config).count(config); }
 
 std::unique_ptr<LanguageModel> create_model(const nlohmann::json& config, uint64_t seed) {
   const Entry& e = entry_for(config);

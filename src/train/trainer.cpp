@@ -116,8 +116,10 @@ Trainer::Trainer(LanguageModel& model, const Corpus& corpus, const TrainOptions&
   const int64_t ram = physical_memory_bytes();
   const int64_t params = model.num_params();
   PF_CHECK(ram == 0 || params <= ram / 16, "training ", params, " parameters needs at least ",
-           (params * 16) >> 20, " MiB (weights, gradients, AdamW moments), more than this "
-           "machine's ", ram >> 20, " MiB");
+           (params * 16) >> 20,
+           " MiB (weights, gradients, AdamW moments), more than this "
+           "machine's ",
+           ram >> 20, " MiB");
   PF_CHECK(opt.seq <= model.max_context(), "--seq ", opt.seq, " exceeds the model's context ",
            model.max_context());
   // Everything that could fail at the end of a run is checked before its first step.
@@ -125,7 +127,8 @@ Trainer::Trainer(LanguageModel& model, const Corpus& corpus, const TrainOptions&
            " tokens, too few for one window of --seq ", opt.seq, " + 1");
   PF_CHECK(corpus.num_val_batches(opt.batch, opt.seq) > 0, "the validation split (",
            corpus.val_tokens(), " tokens) is too small for one batch of --batch ", opt.batch,
-           " x --seq ", opt.seq, " (+1); use more data, a larger --val-fraction or a smaller batch");
+           " x --seq ", opt.seq,
+           " (+1); use more data, a larger --val-fraction or a smaller batch");
   std::vector<std::pair<std::string, Var>> named;
   std::vector<ParamKind> kinds;
   model_.visit_params([&](const std::string& name, Var& p, ParamKind kind) {
@@ -262,8 +265,8 @@ void Trainer::resume_from(const std::string& dir_in) {
   const std::string dir = resolve_checkpoint_dir(dir_in);
   const std::string state_path = (fs::path(dir) / "trainer_state.json").string();
   const TrainerState st = read_trainer_state(state_path);
-  PF_CHECK(st.arch == model_.arch(), state_path, ": the run trained a '", st.arch,
-           "' model, not '", model_.arch(), "'");
+  PF_CHECK(st.arch == model_.arch(), state_path, ": the run trained a '", st.arch, "' model, not '",
+           model_.arch(), "'");
   load_weights(model_, WeightFiles(dir));
   const std::string opt_path = (fs::path(dir) / "optimizer.safetensors").string();
   SafetensorsFile opt(opt_path);

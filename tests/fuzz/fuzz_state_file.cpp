@@ -8,9 +8,13 @@
 
 namespace {
 std::unique_ptr<pf::LanguageModel> tiny(const char* type) {
-  nlohmann::json c = {{"model_type", type}, {"hidden_size", 16}, {"num_hidden_layers", 1},
-                      {"vocab_size", 32},   {"intermediate_size", 32}};
-  if (std::string(type) == "llama") c.update({{"num_attention_heads", 2}, {"max_position_embeddings", 64}});
+  nlohmann::json c = {{"model_type", type},
+                      {"hidden_size", 16},
+                      {"num_hidden_layers", 1},
+                      {"vocab_size", 32},
+                      {"intermediate_size", 32}};
+  if (std::string(type) == "llama")
+    c.update({{"num_attention_heads", 2}, {"max_position_embeddings", 64}});
   if (std::string(type) == "mamba") c.update({{"state_size", 4}});
   return pf::create_model(c, 1);
 }

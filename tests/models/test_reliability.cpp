@@ -10,9 +10,9 @@
 #include "base/error.h"
 #include "data/corpus.h"
 #include "data/tokenizer.h"
+#include "infer/generate.h"
 #include "io/checkpoint.h"
 #include "io/config_json.h"
-#include "infer/generate.h"
 #include "io/run_dir.h"
 #include "models/lm.h"
 #include "models/model_test_util.h"
@@ -38,17 +38,20 @@ void write(const std::string& path, const std::string& text) { std::ofstream(pat
 TEST(RunDir, RefusesOutputsThatHoldOtherFiles) {
   test::TempDir d;
   write(d / "thesis.txt", "keep");
-  EXPECT_NE(error_of([&] { RunDir::check_out_dir(d / "thesis.txt", false, false); })
-                .find("is not a directory"),
+  EXPECT_NE(error_of([&] {
+              RunDir::check_out_dir(d / "thesis.txt", false, false);
+            }).find("is not a directory"),
             std::string::npos);
   fs::create_directories(d / "mine");
   write(d / "mine/notes.txt", "keep");
   for (bool overwrite : {false, true})
-    EXPECT_NE(error_of([&] { RunDir::check_out_dir(d / "mine", overwrite, false); })
-                  .find("not a postformer run directory"),
+    EXPECT_NE(error_of([&] {
+                RunDir::check_out_dir(d / "mine", overwrite, false);
+              }).find("not a postformer run directory"),
               std::string::npos);
-  EXPECT_NE(error_of([&] { RunDir::check_out_dir(d / "thesis.txt/sub", false, false); })
-                .find("cannot be created"),
+  EXPECT_NE(error_of([&] {
+              RunDir::check_out_dir(d / "thesis.txt/sub", false, false);
+            }).find("cannot be created"),
             std::string::npos);
   EXPECT_TRUE(fs::exists(d / "mine/notes.txt") && fs::exists(d / "thesis.txt"));
   fs::create_directories(d / "empty");
@@ -92,8 +95,8 @@ TEST(RunDir, KeepsOneCompleteCheckpointAndNeverRemovesForeignFiles) {
 }
 
 nlohmann::json tiny(const std::string& type) {
-  nlohmann::json c = {{"model_type", type}, {"hidden_size", 32}, {"num_hidden_layers", 2},
-                      {"vocab_size", 64}};
+  nlohmann::json c = {
+      {"model_type", type}, {"hidden_size", 32}, {"num_hidden_layers", 2}, {"vocab_size", 64}};
   if (type == "llama") c.update({{"intermediate_size", 48}, {"num_attention_heads", 4}});
   if (type == "mamba" || type == "mamba2") c.update({{"state_size", 8}});
   if (type == "mamba2") c.update({{"head_dim", 16}});
@@ -109,7 +112,9 @@ TEST(Config, ParameterCountFromTheConfigIsExact) {
       EXPECT_EQ(config_param_count(c), create_model(c, 1)->num_params()) << c.dump();
     }
   }
-  nlohmann::json ss = {{"d_model", 32}, {"n_layer", 2}, {"vocab_size", 50},
+  nlohmann::json ss = {{"d_model", 32},
+                       {"n_layer", 2},
+                       {"vocab_size", 50},
                        {"ssm_cfg", {{"layer", "Mamba2"}, {"headdim", 16}}}};
   EXPECT_EQ(config_param_count(ss), create_model(ss, 1)->num_params());
 }

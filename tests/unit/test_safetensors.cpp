@@ -460,9 +460,8 @@ TEST_F(SafetensorsTest, GapsAndTrailingBytesAreRefused) {
       R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
       std::string(12, '\0'), "gap.safetensors");
   expect_error([&] { SafetensorsFile f(gap); }, "gap of 4 bytes before tensor 'b'");
-  const std::string lead =
-      raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", std::string(8, '\0'),
-          "lead.safetensors");
+  const std::string lead = raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                               std::string(8, '\0'), "lead.safetensors");
   expect_error([&] { SafetensorsFile f(lead); }, "gap of 4 bytes before tensor 'a'");
   const std::string tail = raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
                                std::string(9, '\0'), "tail.safetensors");
@@ -474,8 +473,8 @@ TEST_F(SafetensorsTest, DuplicateKeysAndDeepNestingAreRefused) {
       R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
       std::string(4, '\0'), "dup.safetensors");
   expect_error([&] { SafetensorsFile f(dup); }, "duplicate key 'a'");
-  const std::string deep = raw(std::string(100000, '[') + std::string(100000, ']'), "",
-                               "deep.safetensors");
+  const std::string deep =
+      raw(std::string(100000, '[') + std::string(100000, ']'), "", "deep.safetensors");
   expect_error([&] { SafetensorsFile f(deep); }, "nested deeper than");
 }
 

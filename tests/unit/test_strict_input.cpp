@@ -25,8 +25,9 @@ std::string error_of(const std::function<void()>& f) {
 TEST(StrictJson, DuplicateKeysAtAnyDepthAreErrors) {
   EXPECT_NE(error_of([] { parse_json(R"({"a": 1, "a": 2})", "x.json"); }).find("duplicate key 'a'"),
             std::string::npos);
-  EXPECT_NE(error_of([] { parse_json(R"({"m": {"k": 1, "k": 1}})", "x.json"); })
-                .find("duplicate key 'k'"),
+  EXPECT_NE(error_of([] {
+              parse_json(R"({"m": {"k": 1, "k": 1}})", "x.json");
+            }).find("duplicate key 'k'"),
             std::string::npos);
   // The same key in sibling objects is fine.
   EXPECT_NO_THROW(parse_json(R"([{"k": 1}, {"k": 2}])", "x.json"));
@@ -35,7 +36,8 @@ TEST(StrictJson, DuplicateKeysAtAnyDepthAreErrors) {
 TEST(StrictJson, NestingIsBoundedAndTheFileNamed) {
   const std::string ok = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
   EXPECT_NO_THROW(parse_json(ok, "ok.json"));
-  const std::string deep = std::string(kMaxJsonDepth + 1, '[') + std::string(kMaxJsonDepth + 1, ']');
+  const std::string deep =
+      std::string(kMaxJsonDepth + 1, '[') + std::string(kMaxJsonDepth + 1, ']');
   const std::string msg = error_of([&] { parse_json(deep, "deep.json"); });
   EXPECT_EQ(msg.rfind("deep.json: invalid JSON: nested deeper than", 0), 0u) << msg;
 }
@@ -47,7 +49,9 @@ TEST(StrictJson, IntegersBeyondInt64AreRefused) {
 
 TEST(CheckedSizes, TensorShapesThatOverflowAreErrors) {
   const int64_t big = int64_t{1} << 62;
-  EXPECT_NE(error_of([&] { Tensor::empty({big, 4}); }).find("too large to allocate"),
+  EXPECT_NE(error_of([&] {
+              Tensor::empty({big, 4});
+            }).find("too large to allocate"),
             std::string::npos);
   EXPECT_NE(error_of([&] { checked_mul(big, 4, "x"); }).find("too large"), std::string::npos);
   EXPECT_EQ(checked_mul(3, 5, "x"), 15);
@@ -56,8 +60,9 @@ TEST(CheckedSizes, TensorShapesThatOverflowAreErrors) {
 TEST(Ranges, MessagesNameTheValueAndTheInterval) {
   EXPECT_EQ(error_of([] { check_range("--beta1", 1.5, 0.0, 1.0, false, true); }),
             "--beta1 1.5 is outside [0, 1)");
-  EXPECT_NE(error_of([] { check_range("--lr", std::numeric_limits<double>::quiet_NaN(), 0.0, 1.0); })
-                .find("--lr nan"),
+  EXPECT_NE(error_of([] {
+              check_range("--lr", std::numeric_limits<double>::quiet_NaN(), 0.0, 1.0);
+            }).find("--lr nan"),
             std::string::npos);
   EXPECT_EQ(error_of([] { check_range("--steps", int64_t{-1}, 1, 10); }),
             "--steps -1 is outside [1, 10]");

@@ -2,8 +2,8 @@
 
 #include "base/checks.h"
 #include "base/error.h"
-#include "models/limits.h"
 #include "io/config_json.h"
+#include "models/limits.h"
 
 namespace pf {
 
@@ -111,8 +111,8 @@ MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
   if (c.layout == MambaLayout::Transformers && version == 2 && j.contains("num_heads") &&
       !j["num_heads"].is_null())
     PF_CHECK(json_int(j, "num_heads") == c.d_inner() / c.headdim, "config: num_heads ",
-             j["num_heads"].dump(), " does not equal d_inner / head_dim = ",
-             c.d_inner() / c.headdim);
+             j["num_heads"].dump(),
+             " does not equal d_inner / head_dim = ", c.d_inner() / c.headdim);
   return c;
 }
 

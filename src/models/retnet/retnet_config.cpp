@@ -2,8 +2,8 @@
 
 #include "base/checks.h"
 #include "base/error.h"
-#include "models/limits.h"
 #include "io/config_json.h"
+#include "models/limits.h"
 
 namespace pf {
 
@@ -63,7 +63,8 @@ RetNetConfig RetNetConfig::from_json(const nlohmann::json& j) {
   check_range("config: head_norm_eps", c.head_norm_eps, 0.0, 1.0);  // 0: the forms agree exactly
   check_range("config: rope_theta", c.rope_theta, 0.0, 1e12, /*open_lo=*/true);
   check_range("config: retention_chunk", c.chunk, 1, 1 << 16);
-  PF_CHECK(c.key_dim() > 0 && c.value_dim() > 0, "config: expand_k and expand_v leave no key or value dims");
+  PF_CHECK(c.key_dim() > 0 && c.value_dim() > 0,
+           "config: expand_k and expand_v leave no key or value dims");
   check_range("config: ffn size", c.ffn(), 1, kMaxFfn);
   PF_CHECK(c.key_dim() % c.num_heads == 0 && c.value_dim() % c.num_heads == 0,
            "config: key and value dims must be divisible by num_heads");

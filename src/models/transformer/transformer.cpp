@@ -3,8 +3,8 @@
 #include "autograd/ops.h"
 #include "base/checks.h"
 #include "base/error.h"
-#include "models/limits.h"
 #include "io/config_json.h"
+#include "models/limits.h"
 #include "models/transformer/transformer_model.h"
 
 namespace pf {
@@ -53,8 +53,8 @@ TransformerConfig TransformerConfig::from_json(const nlohmann::json& j) {
 
 int64_t TransformerConfig::param_count() const {
   const int64_t D = hidden_size, F = intermediate_size, hd = head_dim();
-  const int64_t per_layer = 2 * D + 2 * D * num_attention_heads * hd +
-                            2 * D * num_key_value_heads * hd + 3 * D * F;
+  const int64_t per_layer =
+      2 * D + 2 * D * num_attention_heads * hd + 2 * D * num_key_value_heads * hd + 3 * D * F;
   const int64_t embed = vocab_size * D * (tie_word_embeddings ? 1 : 2);
   return checked_add(checked_mul(per_layer, num_hidden_layers, "config: model size"), embed + D,
                      "config: model size");
