@@ -118,16 +118,16 @@ for bad in "--steps -1" "--lr -1" "--beta1 1.5" "--dropout -0.5" "--log-every 0"
 done
 [ ! -e "$TMP/bad" ] || fail "a refused run left $TMP/bad behind"
 # A run with a tokenizer resumes and saves repeatedly (its files are read once, at the start).
-"$BIN" train --resume "$TMP/mamba-ft" --steps 5 --save-every 1 --eval-every 0 > /dev/null ||
+"$BIN" train --resume "$TMP/mamba-ft" --data "$TMP/new.txt" --steps 5 --save-every 1 --eval-every 0 > /dev/null ||
   fail "resume with a tokenizer and --save-every"
 [ -s "$(ck "$TMP/mamba-ft")/tokenizer.json" ] || fail "resumed run lost the tokenizer"
 # --resume RUN/step-N: only the latest checkpoint; the run continues in RUN.
-"$BIN" train --resume "$(ck "$TMP/mamba-ft")/" --steps 6 --eval-every 0 > /dev/null ||
+"$BIN" train --resume "$(ck "$TMP/mamba-ft")/" --data "$TMP/new.txt" --steps 6 --eval-every 0 > /dev/null ||
   fail "resume from the latest step directory"
 [ "$(cat "$TMP/mamba-ft/latest")" = step-000000006 ] || fail "step-directory resume saved elsewhere"
 # A symlink where a stale checkpoint would be is never followed when cleaning up.
 mkdir "$TMP/precious" && echo keep > "$TMP/precious/config.json"
 ln -s "$TMP/precious" "$TMP/mamba-ft/step-000000002"
-"$BIN" train --resume "$TMP/mamba-ft" --steps 7 --eval-every 0 > /dev/null || fail "resume beside a symlink"
+"$BIN" train --resume "$TMP/mamba-ft" --data "$TMP/new.txt" --steps 7 --eval-every 0 > /dev/null || fail "resume beside a symlink"
 [ "$(cat "$TMP/precious/config.json")" = keep ] || fail "cleanup followed a symlink"
 echo "cli e2e: all checks passed"
