@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "base/error.h"
+#include "common/error_of.h"
 #include "data/corpus.h"
 #include "data/tokenizer.h"
 #include "infer/generate.h"
@@ -23,15 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a pf::Error";
-  return "";
-}
+using test::error_of;
 
 void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 

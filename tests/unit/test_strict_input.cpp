@@ -6,21 +6,14 @@
 
 #include "base/checks.h"
 #include "base/error.h"
+#include "common/error_of.h"
 #include "io/config_json.h"
 #include "tensor/tensor.h"
 
 namespace pf {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a pf::Error";
-  return "";
-}
+using test::error_of;
 
 TEST(StrictJson, DuplicateKeysAtAnyDepthAreErrors) {
   EXPECT_NE(error_of([] { parse_json(R"({"a": 1, "a": 2})", "x.json"); }).find("duplicate key 'a'"),
