@@ -68,19 +68,13 @@ class LanguageModel {
   virtual int64_t state_bytes(int64_t context) const = 0;
   // Forward FLOPs per token at a context length (for throughput reporting).
   virtual double flops_per_token(int64_t context) const = 0;
+  // Lines for `info` beyond the config (layer pattern, per-head memory, ...).
+  virtual std::vector<std::string> describe() const { return {}; }
 
   int64_t num_params();
 };
 
-using ModelFactory =
-    std::function<std::unique_ptr<LanguageModel>(const nlohmann::json& config, uint64_t seed)>;
-
-// Parameter count a config describes, computed without building anything.
-using ParamCounter = std::function<int64_t(const nlohmann::json& config)>;
-
-// Registers an architecture under `arch` (CLI name) and the config "model_type" it reads.
-void register_arch(const std::string& arch, const std::string& model_type, ModelFactory f,
-                   ParamCounter count);
+// Architectures register in models/registry.h; these look them up by config or name.
 // Validates a config and returns its parameter count, before any tensor is allocated.
 int64_t config_param_count(const nlohmann::json& config);
 // The model_type a config stands for: its "model_type", or one recognised from the
@@ -89,6 +83,12 @@ std::string detect_model_type(const nlohmann::json& config);
 // Builds a randomly initialised model from a config; arch is taken from "model_type".
 std::unique_ptr<LanguageModel> create_model(const nlohmann::json& config, uint64_t seed);
 std::string model_type_for_arch(const std::string& arch);
+// The config.json a model built from `config` would save (defaults filled in, keys
+// normalised): two configs describe the same model when these are equal.
+nlohmann::json canonical_config(const nlohmann::json& config);
+// Completes a config from the tensor names of its checkpoint where the config alone does
+// not tell the layout (e.g. flash-linear-attention's fused or separate MLP).
+void adapt_config_to_weights(nlohmann::json& config, const std::vector<std::string>& names);
 std::vector<std::string> registered_archs();
 
 }  // namespace pf

@@ -1,8 +1,10 @@
+#include "models/registry.h"
+
 #include <map>
 
 #include "base/error.h"
 #include "base/memory_stats.h"
-#include "models/lm.h"
+#include "models/hybrid/hybrid.h"
 #include "models/mamba/mamba.h"
 #include "models/mamba/mamba_config.h"
 #include "models/retnet/retnet.h"
@@ -14,38 +16,35 @@ namespace pf {
 namespace {
 struct Entry {
   std::string model_type;
-  ModelFactory factory;
-  ParamCounter count;
+  StackBuilder build;
+  WeightsAdapter adapt;
 };
 std::map<std::string, Entry>& table() {
   static std::map<std::string, Entry> t;
   return t;
 }
-// Built-in architectures; later families add one line each.
+// Built-in architectures; a new family adds one line.
 void ensure_builtins() {
   static bool done = false;
   if (done) return;
   done = true;
-  register_arch("transformer", "llama", make_transformer, [](const nlohmann::json& j) {
-    return TransformerConfig::from_json(j).param_count();
-  });
-  register_arch("mamba", "mamba", make_mamba,
-                [](const nlohmann::json& j) { return MambaConfig::from_json(j, 1).param_count(); });
-  register_arch("mamba2", "mamba2", make_mamba2,
-                [](const nlohmann::json& j) { return MambaConfig::from_json(j, 2).param_count(); });
-  register_arch("retnet", "retnet", make_retnet,
-                [](const nlohmann::json& j) { return RetNetConfig::from_json(j).param_count(); });
+  register_arch("transformer", "llama", transformer_stack);
+  register_arch("mamba", "mamba", [](const nlohmann::json& j) { return mamba_stack(j, 1); });
+  register_arch("mamba2", "mamba2", [](const nlohmann::json& j) { return mamba_stack(j, 2); });
+  register_arch("retnet", "retnet", retnet_stack, retnet_layout_from_weights);
+  register_arch("hybrid", "postformer_hybrid", hybrid_stack);
 }
 }  // namespace
 
-void register_arch(const std::string& arch, const std::string& model_type, ModelFactory f,
-                   ParamCounter count) {
-  table()[arch] = Entry{model_type, std::move(f), std::move(count)};
+void register_arch(const std::string& arch, const std::string& model_type, StackBuilder build,
+                   WeightsAdapter adapt) {
+  table()[arch] = Entry{model_type, std::move(build), std::move(adapt)};
 }
 
 std::string detect_model_type(const nlohmann::json& config) {
   PF_CHECK(config.is_object(), "config must be a JSON object");
   int version = 0;
+  if (is_state_spaces_hybrid(config)) return "postformer_hybrid";
   if (is_state_spaces_mamba(config, &version)) return version == 2 ? "mamba2" : "mamba";
   PF_CHECK(config.contains("model_type") && config["model_type"].is_string(),
            "config is missing the key 'model_type'");
@@ -62,17 +61,28 @@ const Entry& entry_for(const nlohmann::json& config) {
 }
 }  // namespace
 
-int64_t config_param_count(const nlohmann::json& config) { return entry_for(config).count(config); }
+int64_t config_param_count(const nlohmann::json& config) {
+  return entry_for(config).build(config).param_count();
+}
+
+nlohmann::json canonical_config(const nlohmann::json& config) {
+  return entry_for(config).build(config).config;
+}
+
+void adapt_config_to_weights(nlohmann::json& config, const std::vector<std::string>& names) {
+  const Entry& e = entry_for(config);
+  if (e.adapt) e.adapt(config, names);
+}
 
 std::unique_ptr<LanguageModel> create_model(const nlohmann::json& config, uint64_t seed) {
-  const Entry& e = entry_for(config);
+  StackSpec spec = entry_for(config).build(config);
   // Checked before anything is allocated: an absurd config fails at once, not minutes later.
-  const int64_t params = e.count(config);
+  const int64_t params = spec.param_count();
   const int64_t ram = physical_memory_bytes();
   PF_CHECK(ram == 0 || params <= ram / 4, "config describes ", params, " parameters (",
            params / (1 << 28), " GiB of f32 weights), more than this machine's ", ram >> 30,
            " GiB of memory");
-  return e.factory(config, seed);
+  return std::make_unique<DecoderLM>(std::move(spec), seed);
 }
 
 std::string model_type_for_arch(const std::string& arch) {

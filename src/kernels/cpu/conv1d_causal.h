@@ -20,9 +20,11 @@ void conv1d_causal_fwd(int64_t B, int64_t L, int64_t C, int64_t K, const float* 
 void conv1d_causal_bwd(int64_t B, int64_t L, int64_t C, int64_t K, const float* x, const float* w,
                        const float* dy, float* dx, float* dw, float* dbias);
 
-// One token: x (B, C); state (B, C, K) is shifted left by one and x appended, then
-// y (B, C) = sum_k state * w + bias.
+// One token for each of B rows: x (B, C); row b's state (C, K), at slot slots[b] of a
+// (S, C, K) state tensor (slot b when slots is null), is shifted left by one and x
+// appended, then y (B, C) = sum_k state * w + bias.
 void conv1d_causal_step(int64_t B, int64_t C, int64_t K, const float* x, const float* w,
-                        const float* bias, float* state, float* y);
+                        const float* bias, float* state, float* y,
+                        const int64_t* slots = nullptr);
 
 }  // namespace pf::cpu

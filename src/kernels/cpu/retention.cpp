@@ -446,8 +446,16 @@ void retention_bwd(const RetShape& s, RetForm form, int64_t chunk, const float* 
 
 void retention_step(const RetShape& s, const float* q, const float* k, const float* v,
                     const float* gamma, float* state, int64_t pos, float* out) {
+  std::vector<int64_t> p(s.B, pos);
+  retention_step(s, q, k, v, gamma, state, p.data(), out, nullptr);
+}
+
+void retention_step(const RetShape& s, const float* q, const float* k, const float* v,
+                    const float* gamma, float* state, const int64_t* pos, float* out,
+                    const int64_t* slots) {
   check_args(s, RetForm::Chunkwise, 1, gamma, "retention_step");
-  PF_CHECK(pos >= 0, "retention_step: pos must be >= 0, got ", pos);
+  for (int64_t b = 0; b < s.B; ++b)
+    PF_CHECK(pos[b] >= 0, "retention_step: pos must be >= 0, got ", pos[b]);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t h = 0; h < s.H; ++h) {
@@ -455,7 +463,7 @@ void retention_step(const RetShape& s, const float* q, const float* k, const flo
       const float* qh = q + (b * s.H + h) * s.dk;
       const float* kh = k + (b * s.H + h) * s.dk;
       const float* vh = v + (b * s.H + h) * s.dv;
-      float* S = state + (b * s.H + h) * s.dk * s.dv;  // (dk, dv)
+      float* S = state + ((slots ? slots[b] : b) * s.H + h) * s.dk * s.dv;  // (dk, dv)
       float* o = out + (b * s.H + h) * s.dv;           // (dv)
       std::fill_n(o, s.dv, 0.0f);
       for (int64_t d = 0; d < s.dk; ++d) {  // S = g S + k^T v; o = q S, row by row
@@ -467,7 +475,7 @@ void retention_step(const RetShape& s, const float* q, const float* k, const flo
           o[e] += qd * Sd[e];
         }
       }
-      const float c = static_cast<float>(1.0 / std::sqrt(rowsum(g, pos)));
+      const float c = static_cast<float>(1.0 / std::sqrt(rowsum(g, pos[b])));
       for (int64_t e = 0; e < s.dv; ++e) o[e] *= c;
     }
 }

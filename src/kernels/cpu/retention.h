@@ -56,6 +56,11 @@ void retention_bwd(const RetShape& s, RetForm form, int64_t chunk, const float* 
 // un-normalised, advanced in place; pos: tokens before this one; out: (B, H, dv).
 void retention_step(const RetShape& s, const float* q, const float* k, const float* v,
                     const float* gamma, float* state, int64_t pos, float* out);
+// The same for B rows of different sequences: row b has consumed pos[b] tokens and its
+// state sits at slot slots[b] of an (S, H, dk, dv) tensor (slot b when slots is null).
+void retention_step(const RetShape& s, const float* q, const float* k, const float* v,
+                    const float* gamma, float* state, const int64_t* pos, float* out,
+                    const int64_t* slots);
 
 // Reference for tests: retention_fwd computed naively in double precision, straight from the
 // definitions above (the parallel form through its (T, T) decay mask D[n, m] =

@@ -412,7 +412,7 @@ void selective_scan_bwd(const ScanShape& s, const float* u, const float* dt, con
 
 void selective_scan_step(int64_t B, int64_t D, int64_t N, const float* u, const float* dt,
                          const float* dt_bias, const float* A_log, const float* Bt, const float* Ct,
-                         const float* Dskip, float* h, float* y) {
+                         const float* Dskip, float* h, float* y, const int64_t* slots) {
   const int64_t nblk = (D + kLanes - 1) / kLanes;
   // Same arithmetic as fwd_block lane for lane, with the state in its (D, N) layout.
 #pragma omp parallel for collapse(2) schedule(static) if (B * D * N >= 65536)
@@ -426,7 +426,7 @@ void selective_scan_step(int64_t B, int64_t D, int64_t N, const float* u, const 
       const v16 du = delta * uv;
       alignas(64) float ysum[kLanes] = {};
       for (int64_t j = 0; j < nc; ++j) {
-        float* hrow = h + (b * D + c0 + j) * N;  // (N)
+        float* hrow = h + ((slots ? slots[b] : b) * D + c0 + j) * N;  // (N)
         v16 acc = simd::splat(0.0f);
         for (int64_t n0 = 0; n0 < N; n0 += kGroup) {
           const int64_t ng = std::min<int64_t>(kGroup, N - n0);

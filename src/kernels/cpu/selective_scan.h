@@ -42,12 +42,12 @@ void selective_scan_bwd(const ScanShape& s, const float* u, const float* dt, con
                         const float* dy, float* du, float* ddt, float* ddt_bias, float* dA_log,
                         float* dBm, float* dCm, float* dDskip, const float* ckpt = nullptr);
 
-// One token (decoding): u, dt: (B, D); Bt, Ct: (B, N); h: (B, D, N) updated in place;
-// y: (B, D). Uses the same arithmetic as the forward, so a loop of steps tracks it to
-// rounding.
+// One token (decoding) for each of B rows: u, dt: (B, D); Bt, Ct: (B, N); h: (S, D, N)
+// states updated in place, row b at slot slots[b] (slot b when slots is null); y: (B, D).
+// Uses the same arithmetic as the forward, so a loop of steps tracks it to rounding.
 void selective_scan_step(int64_t B, int64_t D, int64_t N, const float* u, const float* dt,
                          const float* dt_bias, const float* A_log, const float* Bt, const float* Ct,
-                         const float* Dskip, float* h, float* y);
+                         const float* Dskip, float* h, float* y, const int64_t* slots = nullptr);
 
 // Reference: the recurrence written out naively in double precision (tests, documentation).
 void selective_scan_ref(const ScanShape& s, const float* u, const float* dt, const float* dt_bias,

@@ -459,7 +459,7 @@ void ssd_bwd(const SsdShape& s, int64_t chunk, const float* x, const float* dt,
 
 void ssd_step(const SsdShape& s, const float* x, const float* dt, const float* dt_bias,
               const float* A_log, const float* Bt, const float* Ct, const float* Dskip,
-              float* state, float* y) {
+              float* state, float* y, const int64_t* slots) {
   PF_CHECK(s.H % s.G == 0, "ssd_step: ", s.H, " heads not divisible by ", s.G, " groups");
   const int64_t hpg = s.H / s.G, PN = s.P * s.N;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -470,7 +470,7 @@ void ssd_step(const SsdShape& s, const float* x, const float* dt, const float* d
       const float* xh = x + (b * s.H + h) * s.P;
       const float* Bh = Bt + (b * s.G + h / hpg) * s.N;
       const float* Ch = Ct + (b * s.G + h / hpg) * s.N;
-      float* S = state + (b * s.H + h) * PN;  // (P, N)
+      float* S = state + ((slots ? slots[b] : b) * s.H + h) * PN;  // (P, N)
       float* yh = y + (b * s.H + h) * s.P;
       for (int64_t q = 0; q < s.P; ++q) {
         float* Sq = S + q * s.N;

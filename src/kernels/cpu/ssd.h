@@ -34,11 +34,12 @@ void ssd_bwd(const SsdShape& s, int64_t chunk, const float* x, const float* dt,
              const float* Dskip, const float* dy, float* dx, float* ddt, float* ddt_bias,
              float* dA_log, float* dBm, float* dCm, float* dDskip);
 
-// One decoding step (s.L is ignored): x: (B, H, P); dt: (B, H); Bt, Ct: (B, G, N);
-// state: (B, H, P, N) updated in place; y: (B, H, P).
+// One decoding step for each of s.B rows (s.L is ignored): x: (B, H, P); dt: (B, H);
+// Bt, Ct: (B, G, N); state: (S, H, P, N) updated in place, row b at slot slots[b] (slot b
+// when slots is null); y: (B, H, P).
 void ssd_step(const SsdShape& s, const float* x, const float* dt, const float* dt_bias,
               const float* A_log, const float* Bt, const float* Ct, const float* Dskip,
-              float* state, float* y);
+              float* state, float* y, const int64_t* slots = nullptr);
 
 // Reference: the recurrence above run step by step in double precision (same arguments
 // as ssd_fwd without the chunk).

@@ -1,13 +1,11 @@
-// Mamba (selective SSM) and Mamba-2 (SSD) language models: embedding, pre-norm
-// residual blocks around a Mixer, final RMSNorm, tied head. O(1) inference state.
+// Mamba (selective SSM) and Mamba-2 (SSD) language models: embedding, pre-norm residual
+// blocks around a Mamba mixer, final RMSNorm, tied head. O(1) inference state.
 #pragma once
-#include <memory>
-
-#include "models/lm.h"
+#include "models/core/decoder_lm.h"
 
 namespace pf {
 
-std::unique_ptr<LanguageModel> make_mamba(const nlohmann::json& config, uint64_t seed);
-std::unique_ptr<LanguageModel> make_mamba2(const nlohmann::json& config, uint64_t seed);
+// version 1 = Mamba, 2 = Mamba-2; either published layout (see mamba_config.h).
+StackSpec mamba_stack(const nlohmann::json& config, int version);
 
 }  // namespace pf

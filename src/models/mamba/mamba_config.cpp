@@ -116,21 +116,6 @@ MambaConfig MambaConfig::from_json(const nlohmann::json& j, int version) {
   return c;
 }
 
-int64_t MambaConfig::param_count() const {
-  const int64_t d = d_model, di = d_inner(), N = d_state, K = d_conv;
-  int64_t mixer;
-  if (version == 2) {
-    const int64_t H = nheads(), conv = di + 2 * ngroups * N;
-    mixer = (2 * di + 2 * ngroups * N + H) * d + conv * (K + 1) + 3 * H + di + d * di;
-  } else {
-    const int64_t R = rank();
-    mixer = 2 * di * d + di * (K + 1) + (R + 2 * N) * di + di * R + di + di * N + di + d * di;
-  }
-  const int64_t embed = padded_vocab() * d * (tie_embeddings ? 1 : 2);
-  return checked_add(checked_mul(mixer + d, n_layer, "config: model size"), embed + d,
-                     "config: model size");
-}
-
 nlohmann::json MambaConfig::to_json() const {
   nlohmann::json j = source.is_object() ? source : nlohmann::json::object();
   if (layout == MambaLayout::StateSpaces) {

@@ -34,7 +34,6 @@ struct MambaConfig {
                                               : "backbone.embeddings.weight";
   }
 
-  int64_t param_count() const;  // exact; the ranges checked in from_json keep it from overflowing
 
   static MambaConfig from_json(const nlohmann::json& j, int version);
   nlohmann::json to_json() const;

@@ -2,12 +2,10 @@
 // forms, swish output gate, head norm, GLU feed-forward. Tensor names follow
 // flash-linear-attention's Hugging Face layout so its published checkpoints load.
 #pragma once
-#include <memory>
-
-#include "models/lm.h"
+#include "models/core/decoder_lm.h"
 
 namespace pf {
 
-std::unique_ptr<LanguageModel> make_retnet(const nlohmann::json& config, uint64_t seed);
+StackSpec retnet_stack(const nlohmann::json& config);
 
 }  // namespace pf

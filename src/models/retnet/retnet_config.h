@@ -2,14 +2,16 @@
 // "retnet"), plus our own keys for the torchscale variant we train by default.
 #pragma once
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "models/mixers/retention.h"
 
 namespace pf {
 
 // torchscale: k scaled by dk^-0.5, rotate-every-two RoPE with linspace frequencies, the
 // torchscale normalisations, a weightless head RMSNorm. fla: q scaled by dk^-0.5,
 // rotate-half RoPE, un-normalised retention, head RMSNorm with a learned weight.
-enum class RetentionVariant { Torchscale, Fla };
-
 struct RetNetConfig {
   RetentionVariant variant = RetentionVariant::Torchscale;
   int64_t hidden_size = 256, num_hidden_layers = 4, num_heads = 4, vocab_size = 256;
@@ -24,6 +26,10 @@ struct RetNetConfig {
   bool fused_gate_name = true;     // fla's fuse_norm: g_norm_swish_gate vs g_norm
   int64_t chunk = 64;              // chunkwise form chunk length (32-64 fastest on CPU)
   bool parallel_training = false;  // train with the parallel form instead of chunkwise
+  RetentionPrefill prefill = RetentionPrefill::Chunkwise;  // form for prompts at inference
+  std::string decay = "torchscale";  // "torchscale", "paper" or "list" (decay_list)
+  std::vector<double> decay_list;    // explicit per-head decays
+  bool separate_mlp = false;         // fla since February 2025: gate_proj and up_proj
   nlohmann::json source;           // the config it was read from; unknown keys are kept
 
   int64_t key_dim() const { return static_cast<int64_t>(hidden_size * expand_k); }
@@ -31,10 +37,15 @@ struct RetNetConfig {
   int64_t head_k() const { return key_dim() / num_heads; }
   int64_t head_v() const { return value_dim() / num_heads; }
   int64_t ffn() const;
-  int64_t param_count() const;  // exact; the ranges checked in from_json keep it from overflowing
+
+  std::vector<float> gammas() const;  // (num_heads)
 
   static RetNetConfig from_json(const nlohmann::json& j);
   nlohmann::json to_json() const;
 };
+
+// Fills in "mlp_layout" of a flash-linear-attention config from its weights when the
+// config does not say: "separate" when they hold mlp.up_proj, else "fused".
+void retnet_layout_from_weights(nlohmann::json& config, const std::vector<std::string>& names);
 
 }  // namespace pf

@@ -3,7 +3,7 @@
 #pragma once
 #include <memory>
 
-#include "models/lm.h"
+#include "models/core/decoder_lm.h"
 
 namespace pf {
 
@@ -20,12 +20,12 @@ struct TransformerConfig {
   bool tie_word_embeddings = true;
   nlohmann::json source;  // the config it was read from; unknown keys are written back
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
-  int64_t param_count() const;  // exact; the ranges checked in from_json keep it from overflowing
 
   static TransformerConfig from_json(const nlohmann::json& j);
   nlohmann::json to_json() const;
 };
 
-std::unique_ptr<LanguageModel> make_transformer(const nlohmann::json& config, uint64_t seed);
+// The stack a LlamaConfig describes: attention + SwiGLU MLP in every layer.
+StackSpec transformer_stack(const nlohmann::json& config);
 
 }  // namespace pf

@@ -7,7 +7,7 @@
 #include "base/error.h"
 #include "kernels/cpu/conv1d_causal.h"
 #include "kernels/cpu/selective_scan.h"
-#include "models/mamba/mixer.h"
+#include "models/mixers/mamba.h"
 
 namespace pf {
 
@@ -40,8 +40,8 @@ namespace {
 
 class Mamba1Mixer : public Mixer {
  public:
-  Mamba1Mixer(const MambaConfig& c, int64_t layer, Rng& rng) : c_(c) {
-    const int64_t d = c.d_model, di = c.d_inner(), N = c.d_state, K = c.d_conv, R = c.rank();
+  Mamba1Mixer(const Mamba1Spec& c, Rng& rng) : c_(c) {
+    const int64_t d = c.d, di = c.d_inner, N = c.d_state, K = c.d_conv, R = c.dt_rank;
     in_proj_ = uniform_fan_in({2 * di, d}, d, rng);
     conv_w_ = uniform_fan_in({di, 1, K}, K, rng);
     conv_b_ = uniform_fan_in({di}, K, rng);
@@ -58,7 +58,6 @@ class Mamba1Mixer : public Mixer {
     A_log_ = Var(a, true);
     D_ = constant_param({di}, 1.0f);
     out_proj_ = rescaled_out_proj(d, di, c.n_layer, rng);
-    (void)layer;
   }
 
   void visit(const std::string& p, const ParamVisitor& visit) override {
@@ -73,8 +72,8 @@ class Mamba1Mixer : public Mixer {
     visit(p + "out_proj.weight", out_proj_, ParamKind::Matrix);
   }
 
-  Var forward(const Var& h, int64_t B, int64_t L) override {
-    const int64_t di = c_.d_inner(), N = c_.d_state, R = c_.rank();
+  Var forward(const Var& h, int64_t, int64_t, int64_t) override {
+    const int64_t di = c_.d_inner, N = c_.d_state, R = c_.dt_rank;
     Var xz = linear(h, in_proj_);  // (B, L, 2*di)
     // Everything after in_proj is recomputed in the backward (the official fused kernel
     // recomputes the conv and scan too): only xz and the block output are stored, not the
@@ -88,56 +87,68 @@ class Mamba1Mixer : public Mixer {
       Var y = selective_scan(xc, dt, dt_b_, A_log_, dbc[1], dbc[2], D_);  // (B, L, di)
       return linear(swiglu(parts[1], y), out_proj_);                      // (B, L, d)
     };
-    (void)B, (void)L;
     return checkpoint(inner, xz);
   }
 
-  Var forward_inference(const Var& h, int64_t n, MixerState& st) override {
-    const int64_t di = c_.d_inner(), N = c_.d_state, R = c_.rank(), K = c_.d_conv;
-    Tensor& conv_state = st.tensors[0].second;  // (1, di, K)
-    Tensor& ssm_state = st.tensors[1].second;   // (1, di, N)
-    auto xz = split_last(linear(h, in_proj_), {di, di});
-    Var xc(Tensor::empty({1, n, di}));
-    if (n == 1) {
-      cpu::conv1d_causal_step(1, di, K, xz[0].data(), conv_w_.data(), conv_b_.data(),
-                              conv_state.data(), xc.data());
-    } else {
-      Tensor prev = conv_state.clone();
-      cpu::conv1d_causal_fwd(1, n, di, K, xz[0].data(), conv_w_.data(), conv_b_.data(), prev.data(),
-                             xc.data(), conv_state.data());
+  Var forward_cached(const Var& h, const SeqBatch& batch, LayerState& state) override {
+    auto& st = dynamic_cast<RecurrentState&>(state);  // 0: conv (S, di, K), 1: ssm (S, di, N)
+    const int64_t di = c_.d_inner, N = c_.d_state, R = c_.dt_rank, K = c_.d_conv;
+    const int64_t rows = batch.rows();
+    auto xz = split_last(linear(h, in_proj_), {di, di});  // x, z: (rows, di)
+    Var xc(Tensor::empty({rows, di}));                     // (rows, di)
+    for (const RowGroup& g : batch.groups()) {
+      const float* x = xz[0].data() + g.row0 * di;
+      if (g.decode) {
+        cpu::conv1d_causal_step(g.rows, di, K, x, conv_w_.data(), conv_b_.data(), st.base(0),
+                                xc.data() + g.row0 * di, g.slots.data());
+      } else {
+        float* slot = st.at(0, g.slots[0]);
+        const std::vector<float> prev(slot, slot + di * K);
+        cpu::conv1d_causal_fwd(1, g.rows, di, K, x, conv_w_.data(), conv_b_.data(), prev.data(),
+                               xc.data() + g.row0 * di, slot);
+      }
     }
     xc = silu(xc);
-    auto dbc = split_last(linear(xc, x_proj_), {R, N, N});
-    Var dt = linear(dbc[0], dt_w_);
-    Var y(Tensor::empty({1, n, di}));
-    if (n == 1) {
-      cpu::selective_scan_step(1, di, N, xc.data(), dt.data(), dt_b_.data(), A_log_.data(),
-                               dbc[1].data(), dbc[2].data(), D_.data(), ssm_state.data(), y.data());
-    } else {
-      Tensor h0 = ssm_state.clone();
-      cpu::selective_scan_fwd(cpu::ScanShape{1, n, di, N}, xc.data(), dt.data(), dt_b_.data(),
-                              A_log_.data(), dbc[1].data(), dbc[2].data(), D_.data(), h0.data(),
-                              y.data(), ssm_state.data());
+    auto dbc = split_last(linear(xc, x_proj_), {R, N, N});  // (rows, R|N|N)
+    Var dt = linear(dbc[0], dt_w_);                         // (rows, di)
+    Var y(Tensor::empty({rows, di}));                       // (rows, di)
+    for (const RowGroup& g : batch.groups()) {
+      const int64_t o = g.row0 * di, on = g.row0 * N;
+      if (g.decode) {
+        cpu::selective_scan_step(g.rows, di, N, xc.data() + o, dt.data() + o, dt_b_.data(),
+                                 A_log_.data(), dbc[1].data() + on, dbc[2].data() + on, D_.data(),
+                                 st.base(1), y.data() + o, g.slots.data());
+      } else {
+        float* slot = st.at(1, g.slots[0]);
+        const std::vector<float> h0(slot, slot + di * N);
+        cpu::selective_scan_fwd(cpu::ScanShape{1, g.rows, di, N}, xc.data() + o, dt.data() + o,
+                                dt_b_.data(), A_log_.data(), dbc[1].data() + on,
+                                dbc[2].data() + on, D_.data(), h0.data(), y.data() + o, slot);
+      }
     }
-    return linear(swiglu(xz[1], y), out_proj_);
+    return linear(swiglu(xz[1], y), out_proj_);  // (rows, d)
   }
 
-  MixerState new_state() const override {
-    return MixerState{{{"conv_state", Tensor::zeros({1, c_.d_inner(), c_.d_conv})},
-                       {"ssm_state", Tensor::zeros({1, c_.d_inner(), c_.d_state})}}};
+  std::unique_ptr<LayerState> new_state(int64_t slots, int64_t) const override {
+    return std::make_unique<RecurrentState>(
+        slots, std::vector<std::pair<std::string, Shape>>{{"conv_state", {c_.d_inner, c_.d_conv}},
+                                                          {"ssm_state", {c_.d_inner, c_.d_state}}});
   }
-
-  int64_t state_bytes() const override {
-    return c_.d_inner() * (c_.d_conv + c_.d_state) * static_cast<int64_t>(sizeof(float));
+  bool bounded_state() const override { return true; }
+  int64_t state_bytes(int64_t) const override {
+    return c_.d_inner * (c_.d_conv + c_.d_state) * static_cast<int64_t>(sizeof(float));
   }
-
-  double extra_flops_per_token() const override {
-    // conv (2K per channel) + scan (~6N per channel: decay, input, output) + gating.
-    return c_.d_inner() * (2.0 * c_.d_conv + 6.0 * c_.d_state + 6.0);
+  double flops_per_token(int64_t) const override {
+    // Projections, then conv (2K per channel) + scan (~6N per channel: decay, input,
+    // output) + gating.
+    const double di = static_cast<double>(c_.d_inner);
+    const double proj = 2.0 * di * c_.d + di * (c_.dt_rank + 2 * c_.d_state) + di * c_.dt_rank +
+                        c_.d * di;
+    return 2.0 * proj + di * (2.0 * c_.d_conv + 6.0 * c_.d_state + 6.0);
   }
 
  private:
-  MambaConfig c_;
+  Mamba1Spec c_;
   Var in_proj_;   // (2*di, d)
   Var conv_w_;    // (di, 1, K)
   Var conv_b_;    // (di)
@@ -151,8 +162,8 @@ class Mamba1Mixer : public Mixer {
 
 }  // namespace
 
-std::unique_ptr<Mixer> make_mamba1_mixer(const MambaConfig& c, int64_t layer, Rng& rng) {
-  return std::make_unique<Mamba1Mixer>(c, layer, rng);
+std::unique_ptr<Mixer> make_mamba1_mixer(const Mamba1Spec& s, Rng& rng) {
+  return std::make_unique<Mamba1Mixer>(s, rng);
 }
 
 }  // namespace pf

@@ -1,0 +1,59 @@
+// A residual block: x + mixer(norm(x)), then, when the block has one, x + mlp(norm(x)).
+// The MLP is SwiGLU, silu(gate(h)) * up(h) -> down, stored as its checkpoints store it.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "models/core/mixer.h"
+
+namespace pf {
+
+enum class MlpLayout {
+  None,         // no MLP (Mamba)
+  Separate,     // gate, up, down matrices (Llama, current flash-linear-attention)
+  FusedGateUp,  // one (2F, d) matrix: gate rows, then up rows (fla before February 2025)
+  FusedUpGate,  // one (2F, d) matrix: up rows, then gate rows (mamba_ssm GatedMLP fc1)
+};
+
+struct MlpSpec {
+  MlpLayout layout = MlpLayout::None;
+  int64_t ffn = 0;  // F
+  std::string norm, gate, up, down;  // tensor names after the layer prefix (fused: gate)
+  float init_std = 0.02f, out_std = 0.02f;
+};
+
+struct BlockSpec {
+  char kind = '?';         // the pattern letter, for info
+  std::string prefix;      // e.g. "model.layers.3."
+  std::string norm;        // e.g. "input_layernorm.weight"
+  std::string mixer_name;  // e.g. "self_attn."
+  std::function<std::unique_ptr<Mixer>(Rng&)> make_mixer;
+  int64_t mixer_params = 0;  // exact, for counting a config before building it
+  MlpSpec mlp;
+  int64_t param_count(int64_t d) const;
+};
+
+class Block {
+ public:
+  Block(const BlockSpec& spec, int64_t d_model, float eps, Rng& rng);
+  void visit(const ParamVisitor& visit);
+  // x: (B, T, d) -> (B, T, d) on the tape; dropout on both residual branches.
+  Var forward(const Var& x, int64_t B, int64_t T, int64_t pos0, float p, uint64_t seed);
+  // x: (rows, d) -> (rows, d) without a tape.
+  Var forward_cached(const Var& x, const SeqBatch& batch, LayerState& state);
+  Mixer& mixer() { return *mixer_; }
+  const BlockSpec& spec() const { return spec_; }
+
+ private:
+  Var mlp(const Var& h) const;  // (..., d) -> (..., d)
+  BlockSpec spec_;
+  float eps_;
+  Var norm_;  // (d)
+  std::unique_ptr<Mixer> mixer_;
+  Var mlp_norm_;           // (d)
+  Var w_gate_, w_up_;      // (F, d), or w_gate_ (2F, d) when fused
+  Var w_down_;             // (d, F)
+};
+
+}  // namespace pf

@@ -1,0 +1,65 @@
+#include "models/core/state_pool.h"
+
+#include "base/error.h"
+
+namespace pf {
+
+StatePool::StatePool(std::vector<std::unique_ptr<LayerState>> layers, int64_t slots,
+                     int64_t capacity)
+    : layers_(std::move(layers)), pos_(slots, 0), used_(slots, false), cap_(capacity) {
+  PF_CHECK(slots > 0, "a state pool needs at least one slot");
+}
+
+int64_t StatePool::check(int64_t slot) const {
+  PF_CHECK(slot >= 0 && slot < slots(), "state slot ", slot, " is outside the pool of ", slots());
+  return slot;
+}
+
+int64_t StatePool::acquire() {
+  for (int64_t s = 0; s < slots(); ++s)
+    if (!used_[s]) {
+      used_[s] = true;
+      clear(s);
+      return s;
+    }
+  fail("all ", slots(), " state slots are in use");
+}
+
+void StatePool::release(int64_t slot) { used_[check(slot)] = false; }
+
+void StatePool::clear(int64_t slot) {
+  for (auto& l : layers_) l->clear(check(slot));
+  pos_[slot] = 0;
+}
+
+void StatePool::fork(int64_t src, int64_t dst) {
+  check(src), check(dst);
+  for (auto& l : layers_) l->copy(src, dst, pos_[src]);
+  pos_[dst] = pos_[src];
+  used_[dst] = true;
+}
+
+int64_t StatePool::bytes(int64_t slot) const {
+  int64_t n = 0;
+  for (const auto& l : layers_) n += l->bytes(pos_[check(slot)]);
+  return n;
+}
+
+NamedTensors StatePool::save(int64_t slot) const {
+  NamedTensors out;
+  for (size_t l = 0; l < layers_.size(); ++l)
+    for (auto& t : layers_[l]->save(check(slot), pos_[slot], static_cast<int64_t>(l)))
+      out.push_back(std::move(t));
+  return out;
+}
+
+void StatePool::load(int64_t slot, const NamedTensors& tensors, int64_t position) {
+  PF_CHECK(position >= 0 && position <= cap_, "state holds ", position,
+           " tokens, more than the session capacity ", cap_, " (raise --context)");
+  size_t next = 0;
+  for (auto& l : layers_) l->load(check(slot), position, tensors, &next);
+  PF_CHECK(next == tensors.size(), "state has ", tensors.size(), " tensors, expected ", next);
+  pos_[slot] = position;
+}
+
+}  // namespace pf
