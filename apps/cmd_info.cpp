@@ -36,6 +36,7 @@ void run_info(const InfoArgs& a) {
               mib(static_cast<double>(m->state_bytes(a.at_context))).c_str(),
               static_cast<long>(m->state_bytes(a.at_context)));
   std::printf("forward FLOPs per token at that context: %.3g\n", m->flops_per_token(a.at_context));
+  for (const std::string& line : m->describe()) std::printf("%s\n", line.c_str());
 }
 }  // namespace
 

@@ -3,12 +3,25 @@
 #include "base/checks.h"
 #include "base/error.h"
 #include "models/limits.h"
+#include "io/config_json.h"
 #include "models/lm.h"
 
 namespace pf::cli {
 
 void ModelFlags::add_to(CLI::App& cmd) {
-  cmd.add_option("--arch", arch, "Architecture: transformer | mamba | mamba2 | retnet")
+  cmd.add_option("--arch", arch, "Architecture: transformer | mamba | mamba2 | retnet | hybrid")
+      ->capture_default_str();
+  cmd.add_option("--pattern", pattern,
+                 "Hybrid layers, one letter each: A attention, M Mamba-1, S Mamba-2, R retention "
+                 "(e.g. MMMMAMMM); sets --layers");
+  cmd.add_option("--config", config_file,
+                 "Model config.json (e.g. configs/jamba-small.json) instead of the shape flags");
+  cmd.add_option("--retention-decay", retention_decay,
+                 "RetNet per-head decays: torchscale (1-2^(-5-h)), paper "
+                 "(1-exp(linspace(log 1/32, log 1/512))), or a comma-separated list")
+      ->capture_default_str();
+  cmd.add_option("--retention-prefill", retention_prefill,
+                 "RetNet form for prompts at inference: chunkwise | parallel | recurrent")
       ->capture_default_str();
   cmd.add_option("--d-model", d_model, "Model width")->capture_default_str();
   cmd.add_option("--layers", layers, "Number of blocks")->capture_default_str();
@@ -43,11 +56,61 @@ void ModelFlags::validate() const {
     check_range("--ngroups", ngroups, 1, expand * d_model);
   }
   check_range("--chunk", chunk, 0, 1 << 16);
+  PF_CHECK(arch != "hybrid" || !pattern.empty(),
+           "--arch hybrid needs --pattern (e.g. --pattern MMMMAMMM)");
+  PF_CHECK(arch == "hybrid" || pattern.empty(), "--pattern is for --arch hybrid, not ", arch);
 }
 
+namespace {
+// "torchscale", "paper" or a comma-separated list of decays.
+nlohmann::json decay_value(const std::string& s) {
+  if (s == "torchscale" || s == "paper") return s;
+  nlohmann::json list = nlohmann::json::array();
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t end = std::min(s.find(',', start), s.size());
+    const std::string item = s.substr(start, end - start);
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    PF_CHECK(used == item.size() && !item.empty(), "--retention-decay: '", item,
+             "' is not a number (give torchscale, paper, or decays like 0.97,0.99)");
+    list.push_back(v);
+    start = end + 1;
+  }
+  return list;
+}
+}  // namespace
+
 nlohmann::json ModelFlags::config() const {
+  if (!config_file.empty()) return read_json_file(config_file);
   validate();
   const std::string mt = model_type_for_arch(arch);
+  if (mt == "postformer_hybrid") {
+    nlohmann::json j = {{"model_type", mt},
+                        {"pattern", pattern},
+                        {"hidden_size", d_model},
+                        {"vocab_size", vocab},
+                        {"intermediate_size", ffn},  // 0: no MLP after the mixers
+                        {"num_attention_heads", heads},
+                        {"num_key_value_heads", kv_heads > 0 ? kv_heads : heads},
+                        {"max_position_embeddings", context},
+                        {"rms_norm_eps", 1e-5},
+                        {"tie_word_embeddings", !untied},
+                        {"mamba", {{"d_state", d_state > 0 ? d_state : 16}, {"d_conv", d_conv},
+                                   {"expand", expand}}},
+                        {"mamba2", {{"d_state", d_state > 0 ? d_state : 64}, {"d_conv", d_conv},
+                                    {"expand", expand}, {"headdim", headdim},
+                                    {"ngroups", ngroups}, {"chunk_size", chunk > 0 ? chunk : 256}}},
+                        {"retention", {{"num_heads", heads}, {"chunk", chunk > 0 ? chunk : 64},
+                                       {"decay", decay_value(retention_decay)},
+                                       {"prefill", retention_prefill}, {"head_norm_eps", 1e-5}}}};
+    return j;
+  }
   if (mt == "retnet") {
     // Our default is the torchscale variant: value dim 2d, GLU FFN (--ffn), weightless head norm.
     return {{"model_type", mt},
@@ -62,7 +125,9 @@ nlohmann::json ModelFlags::config() const {
             {"head_norm_eps", 1e-5},
             {"tie_word_embeddings", !untied},
             {"retention_variant", "torchscale"},
-            {"retention_chunk", chunk > 0 ? chunk : 64}};
+            {"retention_chunk", chunk > 0 ? chunk : 64},
+            {"retention_decay", decay_value(retention_decay)},
+            {"retention_prefill", retention_prefill}};
   }
   if (mt == "mamba" || mt == "mamba2") {
     nlohmann::json j = {{"model_type", mt},

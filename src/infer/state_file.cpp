@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "io/config_json.h"
 #include "io/safetensors.h"
 
 namespace pf {
@@ -81,8 +82,14 @@ void load_session_state(const std::string& path, LanguageModel& model, Inference
   PF_CHECK(get("format") == kFormat, path, ": unsupported state format '", get("format"), "'");
   PF_CHECK(get("arch") == model.arch(), path, ": state of a '", get("arch"),
            "' model cannot continue a '", model.arch(), "' model");
-  PF_CHECK(get("config") == model.config_json().dump(), path,
-           ": state was saved by a model with a different config");
+  // Compared as the model would read them, so keys added to config.json since (with their
+  // defaults) do not orphan state files that older builds wrote.
+  bool same_config = get("config") == model.config_json().dump();
+  if (!same_config) try {
+      same_config = canonical_config(parse_json(get("config"), path)) == model.config_json();
+    } catch (const Error&) {
+    }
+  PF_CHECK(same_config, path, ": state was saved by a model with a different config");
   PF_CHECK(get("weights") == weights_fingerprint(model), path,
            ": state was saved by a model with other weights (same config, different "
            "checkpoint); it cannot continue this one");

@@ -149,6 +149,7 @@ std::unique_ptr<LanguageModel> load_model_from(const std::string& dir) {
            " values; the config does not match the checkpoint");
   std::unique_ptr<LanguageModel> m;
   try {
+    adapt_config_to_weights(cfg, weights.names());  // layouts only the tensor names tell
     m = create_model(cfg, 0);
   } catch (const Error& e) {
     fail(cfg_path, ": ", e.what());

@@ -126,9 +126,17 @@ std::vector<std::string> DecoderLM::describe() const {
   std::string pattern;
   for (const auto& b : blocks_) pattern += b->spec().kind;
   out.push_back("layers:     " + pattern);
+  // Layers that say the same share one line: "layers 0,2,5: ...".
+  std::vector<std::pair<std::string, std::string>> lines;  // (text, layer list)
   for (size_t l = 0; l < blocks_.size(); ++l)
-    for (const std::string& s : blocks_[l]->mixer().describe())
-      out.push_back("layer " + std::to_string(l) + ": " + s);
+    for (const std::string& s : blocks_[l]->mixer().describe()) {
+      auto it = std::find_if(lines.begin(), lines.end(), [&](const auto& p) { return p.first == s; });
+      if (it == lines.end())
+        lines.emplace_back(s, std::to_string(l));
+      else
+        it->second += "," + std::to_string(l);
+    }
+  for (const auto& [text, layers] : lines) out.push_back("layers " + layers + ": " + text);
   return out;
 }
 

@@ -151,7 +151,6 @@ StackSpec hybrid_stack(const nlohmann::json& j) {
   check_range("config: retention.num_heads", r.heads, 1, d);
   const double ev = json_num(rj, "expand_v", 2.0);
   check_range("config: retention.expand_v", ev, 0.0, 16.0, /*open_lo=*/true);
-  check_range("config: retention.num_heads", r.heads, 1, d);
   r.head_k = d / r.heads;
   r.head_v = static_cast<int64_t>(d * ev) / r.heads;
   if (pattern.find('R') != std::string::npos)
@@ -163,8 +162,8 @@ StackSpec hybrid_stack(const nlohmann::json& j) {
   check_range("config: retention.chunk", r.chunk, 1, 1 << 16);
   r.head_norm_eps = json_num(rj, "head_norm_eps", 1e-6);
   check_range("config: retention.head_norm_eps", r.head_norm_eps, 0.0, 1.0);
-  const std::string decay = str_key(rj, "decay", "torchscale");
-  r.gammas = retention_decays(decay, r.heads);
+  const nlohmann::json decay = rj.contains("decay") ? rj["decay"] : nlohmann::json("torchscale");
+  r.gammas = parse_retention_decay(decay, r.heads, "retention.decay");
   const std::string prefill = str_key(rj, "prefill", "chunkwise");
   PF_CHECK(prefill == "chunkwise" || prefill == "parallel" || prefill == "recurrent",
            "config: retention.prefill '", prefill, "' is not one of chunkwise, parallel, recurrent");

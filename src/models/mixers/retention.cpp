@@ -28,6 +28,27 @@ std::vector<float> retention_decays(const std::string& scheme, int64_t heads) {
   return g;
 }
 
+std::vector<float> parse_retention_decay(const nlohmann::json& v, int64_t heads,
+                                         const std::string& key) {
+  if (v.is_string()) {
+    const std::string name = v.get<std::string>();
+    PF_CHECK(name == "torchscale" || name == "paper", "config: ", key, " '", name,
+             "' is not one of torchscale, paper, or a list of per-head decays");
+    return retention_decays(name, heads);
+  }
+  PF_CHECK(v.is_array(), "config: ", key, " must be torchscale, paper or a list of decays");
+  PF_CHECK(static_cast<int64_t>(v.size()) == heads, "config: ", key, " lists ", v.size(),
+           " decays for ", heads, " heads");
+  std::vector<float> g;
+  for (const auto& x : v) {
+    PF_CHECK(x.is_number(), "config: ", key, " entries must be numbers");
+    const double d = x.get<double>();
+    PF_CHECK(d > 0.0 && d < 1.0, "config: ", key, " ", d, " is outside (0, 1)");
+    g.push_back(static_cast<float>(d));
+  }
+  return g;
+}
+
 namespace {
 
 class Retention : public Mixer {

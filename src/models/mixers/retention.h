@@ -6,6 +6,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "models/core/mixer.h"
@@ -38,4 +39,11 @@ std::unique_ptr<Mixer> make_retention(const RetentionSpec& s, Rng& rng);
 // 1 - exp(linspace(log 1/32, log 1/512, heads)).
 std::vector<float> retention_decays(const std::string& scheme, int64_t heads);
 
+}  // namespace pf
+
+namespace pf {
+// A config's decay setting: "torchscale", "paper" or a list of one decay in (0, 1) per head.
+// Errors name `key`.
+std::vector<float> parse_retention_decay(const nlohmann::json& value, int64_t heads,
+                                         const std::string& key);
 }  // namespace pf
