@@ -14,6 +14,7 @@
 #include "base/rng.h"
 #include "base/threads.h"
 #include "bench/bench_common.h"
+#include "models/core/decoder_lm.h"
 #include "models/lm.h"
 #include "train/adamw.h"
 
@@ -53,11 +54,21 @@ json preset(const std::string& name) {
                 {"vocab_size", 256},           {"intermediate_size", 768},
                 {"tie_word_embeddings", true}, {"retention_variant", "torchscale"},
                 {"retention_chunk", 64}};
+  auto hybrid = [](const std::string& pattern, int64_t d) {
+    return json{{"model_type", "postformer_hybrid"},
+                {"pattern", pattern},
+                {"hidden_size", d},
+                {"vocab_size", 256},
+                {"num_attention_heads", 6},
+                {"max_position_embeddings", 16384},
+                {"mamba", {{"d_state", 16}}}};
+  };
+  if (name == "jamba-small") return hybrid("MMMMAMMMMMM", 384);  // ~10M: 1 attention in 11
   if (name == "mamba-130m") return mamba(1, 768, 24, 50280);
   if (name == "mamba2-130m") return mamba(2, 768, 24, 50288);
   throw std::runtime_error("unknown preset '" + name +
                            "' (transformer-small, llama125m, mamba-small, mamba2-small, "
-                           "retnet-small, mamba-130m, mamba2-130m)");
+                           "retnet-small, jamba-small, mamba-130m, mamba2-130m)");
 }
 
 std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
@@ -70,10 +81,54 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
 struct Args {
   int64_t batch = 8, train_seq = 512, train_steps = 3, memory_seq = 0, prefill = 512, decode = 64,
           reps = 3;
-  std::vector<int64_t> prefill_lengths, decode_contexts;
+  std::vector<int64_t> prefill_lengths, decode_contexts, concurrent;
   int64_t memory_batch = 1;
   bool skip_train = false, skip_infer = false, recompute = false;
 };
+
+// Aggregate decode tokens/s with N sequences advanced together: each of N slots holds a
+// prompt of a.prefill tokens, then every call decodes one token of each (one batch of N
+// rows, so the weights stream once per call, not N times).
+json bench_concurrent(pf::LanguageModel& model, const Args& a) {
+  auto* lm = dynamic_cast<pf::DecoderLM*>(&model);
+  if (!lm) throw std::runtime_error("--concurrent needs a DecoderLM model");
+  json out = json::array();
+  double single = 0;
+  for (int64_t N : a.concurrent) {
+    const int64_t V = model.vocab_size();
+    auto pool = lm->new_pool(N, a.prefill + a.decode + 2);
+    auto prompt = random_tokens(a.prefill, V, 5);
+    for (int64_t s = 0; s < N; ++s)
+      lm->forward_cached(prompt.data(), pf::SeqBatch{{s, 0, a.prefill}}, *pool);
+    // Snapshot so every repetition decodes from the same positions.
+    std::vector<pf::NamedTensors> snap;
+    for (int64_t s = 0; s < N; ++s) {
+      snap.emplace_back();
+      for (auto& [n, t] : pool->save(s)) snap.back().emplace_back(n, t.clone());
+    }
+    auto next = random_tokens(N * a.decode, V, 6);
+    double best = 1e30;
+    for (int64_t rep = 0; rep < a.reps; ++rep) {
+      for (int64_t s = 0; s < N; ++s) pool->load(s, snap[s], a.prefill);
+      pf::Timer t;
+      for (int64_t i = 0; i < a.decode; ++i) {
+        pf::SeqBatch b;
+        for (int64_t s = 0; s < N; ++s) b.add(s, a.prefill + i, 1);
+        lm->forward_cached(next.data() + i * N, b, *pool);
+      }
+      best = std::min(best, t.seconds());
+    }
+    const double tps = N * a.decode / best;
+    if (N == a.concurrent.front()) single = tps / N;
+    out.push_back({{"sequences", N},
+                   {"tokens_per_s", tps},
+                   {"ms_per_step", 1000 * best / a.decode},
+                   {"vs_one_sequence", single > 0 ? tps / single : 0.0}});
+    std::fprintf(stderr, "  %ld sequences decoding together: %.0f tok/s (%.2fx one sequence)\n",
+                 static_cast<long>(N), tps, single > 0 ? tps / single : 0.0);
+  }
+  return out;
+}
 
 json bench_one(const std::string& name, const Args& a, double gemm) {
   auto model = pf::create_model(preset(name), 1);
@@ -201,6 +256,7 @@ json bench_one(const std::string& name, const Args& a, double gemm) {
     std::fprintf(stderr, "  decode after %ld: %.2f ms/token (%.1f tok/s, weights at %.1f GB/s)\n",
                  static_cast<long>(a.prefill), 1000 * dec / a.decode, a.decode / dec, gbps);
   }
+  if (!a.concurrent.empty()) r["concurrent_decode"] = bench_concurrent(*model, a);
   return r;
 }
 
@@ -225,6 +281,10 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--decode", a.decode, "Decoded tokens")->capture_default_str();
   app.add_option("--decode-contexts", a.decode_contexts, "Also time decoding after these contexts")
+      ->delimiter(',');
+  app.add_option("--concurrent", a.concurrent,
+                 "Aggregate decode tokens/s with these numbers of sequences at once "
+                 "(e.g. 1,4,16,64; the first is the reference)")
       ->delimiter(',');
   app.add_option("--memory-batch", a.memory_batch, "Batch of the --memory-seq step")
       ->capture_default_str();

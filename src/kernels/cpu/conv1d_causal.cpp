@@ -133,7 +133,7 @@ void conv1d_causal_step(int64_t B, int64_t C, int64_t K, const float* x, const f
                         const float* bias, float* state, float* y, const int64_t* slots) {
   check_dims(B, 1, C, K);
   // Same summation order as the forward (bias, then taps oldest first).
-#pragma omp parallel for schedule(static) if (B * C * K >= 65536)
+#pragma omp parallel for schedule(static) if (B * C * K >= 16384)
   for (int64_t r = 0; r < B * C; ++r) {
     const int64_t b = r / C, c = r % C;
     float* st = state + ((slots ? slots[b] : b) * C + c) * K;  // (K) oldest first

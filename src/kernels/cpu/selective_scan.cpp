@@ -414,6 +414,15 @@ void selective_scan_step(int64_t B, int64_t D, int64_t N, const float* u, const 
                          const float* dt_bias, const float* A_log, const float* Bt, const float* Ct,
                          const float* Dskip, float* h, float* y, const int64_t* slots) {
   const int64_t nblk = (D + kLanes - 1) / kLanes;
+  // A * log2(e) per (channel, entry), computed once for all B rows: (D, ceil(N/16)*16).
+  const int64_t npad = (N + kGroup - 1) / kGroup * kGroup;
+  thread_local std::vector<float> a2tab;
+  a2tab.resize(static_cast<size_t>(D * npad));
+  for (int64_t c = 0; c < D; ++c)
+    for (int64_t n0 = 0; n0 < N; n0 += kGroup)
+      simd::store(a2tab.data() + c * npad + n0,
+                  a2_row(A_log + c * N + n0, std::min<int64_t>(kGroup, N - n0)));
+  const float* a2t = a2tab.data();
   // Same arithmetic as fwd_block lane for lane, with the state in its (D, N) layout.
 #pragma omp parallel for collapse(2) schedule(static) if (B * D * N >= 65536)
   for (int64_t b = 0; b < B; ++b)
@@ -430,7 +439,7 @@ void selective_scan_step(int64_t B, int64_t D, int64_t N, const float* u, const 
         v16 acc = simd::splat(0.0f);
         for (int64_t n0 = 0; n0 < N; n0 += kGroup) {
           const int64_t ng = std::min<int64_t>(kGroup, N - n0);
-          const v16 a2 = a2_row(A_log + (c0 + j) * N + n0, ng);
+          const v16 a2 = simd::load(a2t + (c0 + j) * npad + n0);
           v16 hv = load_n(hrow + n0, ng);
           hv = exp2_product(simd::splat(delta[j]), a2) * hv + du[j] * load_n(Bt + b * N + n0, ng);
           store_n(hrow + n0, hv, ng);
