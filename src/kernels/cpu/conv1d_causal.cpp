@@ -137,7 +137,7 @@ void conv1d_causal_step(int64_t B, int64_t C, int64_t K, const float* x, const f
   for (int64_t r = 0; r < B * C; ++r) {
     const int64_t b = r / C, c = r % C;
     float* st = state + ((slots ? slots[b] : b) * C + c) * K;  // (K) oldest first
-    std::memmove(st, st + 1, (K - 1) * sizeof(float));
+    for (int64_t k = 0; k + 1 < K; ++k) st[k] = st[k + 1];     // K is tiny: no memmove call
     st[K - 1] = x[r];
     float acc = bias ? bias[c] : 0.0f;
     for (int64_t k = 0; k < K; ++k) acc += w[c * K + k] * st[k];

@@ -27,21 +27,28 @@ void gemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t 
 }
 
 namespace {
-// Row counts for which linear_fwd computes (W x^T)^T instead of x W^T (bench_gemm --skinny).
-constexpr int64_t kSkinnyMin = 12, kSkinnyMax = 64;
+// Row counts for which linear_fwd streams W row by row (the decode GEMV), or computes
+// (W x^T)^T instead of oneDNN's x W^T, which packs all of W at these M. Measured on decode of
+// ~10M models with 1..64 sequences (bench_lm --concurrent).
+constexpr int64_t kGemvMax = 8, kSkinnyMin = 8, kSkinnyMax = 64;
 }  // namespace
 
 void linear_fwd(int64_t M, int64_t N, int64_t K, const float* x, const float* W, float beta,
                 float* y) {
-  if (M == 1) {
-    // One row: each output is a dot product with a weight row; split rows across threads.
+  if (M <= kGemvMax) {
+    // A few rows: each output is a dot product with a weight row; split weight rows across
+    // threads, so W streams from memory once and each row is reused from L1 for every x row.
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
       const float* w = W + n * K;
-      float acc = 0.0f;
+      for (int64_t m = 0; m < M; ++m) {
+        const float* xm = x + m * K;
+        float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
-      for (int64_t k = 0; k < K; ++k) acc += x[k] * w[k];
-      y[n] = beta == 0.0f ? acc : beta * y[n] + acc;
+        for (int64_t k = 0; k < K; ++k) acc += xm[k] * w[k];
+        float& out = y[m * N + n];
+        out = beta == 0.0f ? acc : beta * out + acc;
+      }
     }
     return;
   }

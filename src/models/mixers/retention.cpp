@@ -98,7 +98,9 @@ class Retention : public Mixer {
   Var forward_cached(const Var& h, const SeqBatch& batch, LayerState& state) override {
     auto& st = dynamic_cast<RecurrentState&>(state);  // (S, H, dk, dv) un-normalised
     const int64_t rows = batch.rows(), H = s_.heads, dk = s_.head_k, dv = s_.head_v;
-    auto p = split_last(project(h, rows), {kd(), kd(), vd(), vd()});
+    // Four products rather than one over the concatenation: no copy of the weights per
+    // call, and each takes linear_fwd's few-rows paths.
+    const std::vector<Var> p = {linear(h, wq_), linear(h, wk_), linear(h, wv_), linear(h, wg_)};
     Var q = p[0], k = p[1];  // (rows, H*dk)
     scale_qk(q, k);
     const std::vector<int64_t> pos = batch.row_positions();
@@ -177,24 +179,6 @@ class Retention : public Mixer {
       q = scale(q, kscale);
     else
       k = scale(k, kscale);
-  }
-
-  // The (rows, 2Kd + 2Vd) product for inference, written projection by projection into one
-  // buffer, so the weights are not copied into a concatenation on every token.
-  Var project(const Var& h, int64_t rows) const {
-    const int64_t d = s_.d, total = 2 * kd() + 2 * vd();
-    Tensor out = Tensor::empty({rows, total});  // (rows, 2Kd + 2Vd)
-    int64_t off = 0;
-    for (const Var* w : {&wq_, &wk_, &wv_, &wg_}) {
-      const int64_t n = w->shape()[0];
-      if (rows == 1)
-        cpu::linear_fwd(1, n, d, h.data(), w->data(), 0.0f, out.data() + off);
-      else
-        cpu::gemm(false, true, rows, n, d, 1.0f, h.data(), d, w->data(), d, 0.0f, out.data() + off,
-                  total);
-      off += n;
-    }
-    return Var(out);
   }
 
   // o: (..., H, dv) -> out_proj(SiLU(g) * headnorm(o)): (..., d); lead is the leading shape.
