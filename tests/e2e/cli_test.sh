@@ -80,6 +80,37 @@ for arch in mamba mamba2 retnet; do
   grep -q "\"model_type\": \"$arch\"" "$(ck "$TMP/$arch-ft")/config.json" || fail "$arch fine-tune changed layout"
 done
 
+# Hybrids: --arch hybrid --pattern trains, generates, saves and loads state, evaluates,
+# fine-tunes and shows its layers; the shipped example configs build.
+"$BIN" train --arch hybrid --pattern MARS --d-model 32 --heads 2 --d-state 8 --headdim 16 \
+  --data "$TMP/text.txt" --out "$TMP/hybrid" --seq 32 --batch 4 --steps 3 --eval-every 3 \
+  --eval-batches 1 --context 128 > "$TMP/hybrid.log" || fail "hybrid training"
+"$BIN" generate --model "$TMP/hybrid" --prompt "In the" --max-tokens 6 --temperature 0 --print-ids > "$TMP/f.txt"
+"$BIN" generate --model "$TMP/hybrid" --prompt "In the" --max-tokens 0 --save-state "$TMP/h.st" > /dev/null
+"$BIN" generate --model "$TMP/hybrid" --load-state "$TMP/h.st" --max-tokens 6 --temperature 0 --print-ids > "$TMP/c.txt"
+cmp -s "$TMP/f.txt" "$TMP/c.txt" || fail "hybrid load-state continuation differs"
+"$BIN" eval --model "$TMP/hybrid" --data "$TMP/eval.txt" | grep -q "bits per byte" || fail "hybrid eval"
+"$BIN" info --model "$TMP/hybrid" | grep -q "layers: *MARS" || fail "hybrid info lacks the pattern"
+"$BIN" info --model "$TMP/hybrid" | grep -q "retention memory per head" || fail "hybrid info lacks retention memory"
+"$BIN" train --init-from "$TMP/hybrid" --data "$TMP/new.txt" --out "$TMP/hybrid-ft" --steps 2 \
+  --eval-every 2 --eval-batches 1 --batch 4 --seq 32 > /dev/null || fail "hybrid fine-tune"
+grep -q '"pattern": "MARS"' "$(ck "$TMP/hybrid-ft")/config.json" || fail "hybrid fine-tune changed layers"
+for c in "$SRC"/configs/*.json; do
+  "$BIN" info --config "$c" | grep -q "^layers:" || fail "config $c does not build"
+done
+"$BIN" train --config "$SRC/configs/jamba-small.json" --data "$TMP/text.txt" --out "$TMP/jamba" \
+  --seq 32 --batch 2 --steps 1 --eval-every 1 --eval-batches 1 > /dev/null || fail "jamba config training"
+if "$BIN" train --arch hybrid --pattern MXA --data "$TMP/text.txt" --out "$TMP/bad" 2> "$TMP/err.txt"; then
+  fail "accepted a bad pattern"
+fi
+grep -q "pattern letter 'X'" "$TMP/err.txt" || fail "bad pattern message: $(cat "$TMP/err.txt")"
+if "$BIN" info --arch hybrid 2> "$TMP/err.txt"; then fail "hybrid without a pattern"; fi
+grep -q -- "--pattern" "$TMP/err.txt" || fail "missing pattern message: $(cat "$TMP/err.txt")"
+"$BIN" info --arch retnet --heads 4 --retention-decay paper | grep -q "memory per head (tokens, 1/(1-gamma)): 32 " \
+  || fail "retnet info lacks the paper decays"
+if "$BIN" info --arch retnet --heads 2 --retention-decay 0.9,1.5 2> "$TMP/err.txt"; then fail "accepted decay 1.5"; fi
+grep -q "outside (0, 1)" "$TMP/err.txt" || fail "decay message: $(cat "$TMP/err.txt")"
+
 # Bad input: clear errors, non-zero exit, no crash.
 printf 'caf\xe9\n' > "$TMP/latin1.txt"
 if "$BIN" eval --model "$TMP/run" --data "$TMP/latin1.txt" 2> "$TMP/err.txt"; then fail "accepted non-UTF-8"; fi
