@@ -111,6 +111,15 @@ grep -q -- "--pattern" "$TMP/err.txt" || fail "missing pattern message: $(cat "$
 if "$BIN" info --arch retnet --heads 2 --retention-decay 0.9,1.5 2> "$TMP/err.txt"; then fail "accepted decay 1.5"; fi
 grep -q "outside (0, 1)" "$TMP/err.txt" || fail "decay message: $(cat "$TMP/err.txt")"
 
+# Models and state files written by the build before the shared block stack still load and
+# continue exactly as that build continued them (tests/data/preport/make.sh).
+for arch in transformer mamba mamba2 retnet; do
+  d="$SRC/tests/data/preport/$arch"
+  "$BIN" generate --model "$d" --load-state "$d/state.st" --max-tokens 8 --temperature 0 \
+    --context 64 --print-ids > "$TMP/old.txt" || fail "$arch: pre-port state did not load"
+  cmp -s "$TMP/old.txt" "$d/continuation.txt" || fail "$arch: pre-port state continues differently"
+done
+
 # Bad input: clear errors, non-zero exit, no crash.
 printf 'caf\xe9\n' > "$TMP/latin1.txt"
 if "$BIN" eval --model "$TMP/run" --data "$TMP/latin1.txt" 2> "$TMP/err.txt"; then fail "accepted non-UTF-8"; fi
