@@ -22,6 +22,9 @@ done
 # A state-spaces Mamba config and a flash-linear-attention RetNet config (published layouts).
 echo '{"d_model": 8, "n_layer": 1, "vocab_size": 50, "ssm_cfg": {"layer": "Mamba2", "d_state": 4, "headdim": 8}, "pad_vocab_size_multiple": 8}' > "$C/config/state_spaces_mamba2.json"
 echo '{"model_type": "retnet", "hidden_size": 8, "num_hidden_layers": 1, "num_heads": 2, "vocab_size": 40}' > "$C/config/fla_retnet.json"
+# Hybrids: a pattern config and a state-spaces config with attention layers and MLPs.
+echo '{"model_type": "postformer_hybrid", "pattern": "MASR", "hidden_size": 8, "vocab_size": 40, "intermediate_size": 8, "num_attention_heads": 2, "mamba": {"d_state": 4}, "mamba2": {"d_state": 4, "headdim": 8}, "retention": {"num_heads": 2, "decay": [0.9, 0.99]}}' > "$C/config/hybrid.json"
+echo '{"d_model": 8, "n_layer": 2, "vocab_size": 50, "d_intermediate": 8, "ssm_cfg": {"layer": "Mamba2", "d_state": 4, "headdim": 8}, "attn_layer_idx": [1], "attn_cfg": {"causal": true, "num_heads": 2, "head_dim": 4, "d_conv": 2, "rotary_emb_dim": 2, "qkv_proj_bias": false, "out_proj_bias": false}}' > "$C/config/state_spaces_hybrid.json"
 # A hand-made F16 file: 8-byte length, the 57-byte header, two halves (1.0, 2.0).
 printf '\x39\x00\x00\x00\x00\x00\x00\x00{"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}   ' > "$C/safetensors/f16.safetensors"
 printf '\x00\x3c\x00\x40' >> "$C/safetensors/f16.safetensors"

@@ -98,10 +98,11 @@ StackSpec hybrid_stack(const nlohmann::json& j) {
   check_range("config: num_key_value_heads", a.kv_heads, 1, a.heads);
   check_range("config: rope_theta", theta, 0.0, 1e12, /*open_lo=*/true);
   check_range("config: max_position_embeddings", max_pos, 1, kMaxPositions);
-  PF_CHECK(d % a.heads == 0 && a.heads % a.kv_heads == 0 && (d / a.heads) % 2 == 0,
+  const bool has_attention = pattern.find('A') != std::string::npos;
+  PF_CHECK(!has_attention || (d % a.heads == 0 && a.heads % a.kv_heads == 0 && (d / a.heads) % 2 == 0),
            "config: hidden_size / num_attention_heads must be an even head dim and "
            "num_attention_heads a multiple of num_key_value_heads");
-  a.head_dim = d / a.heads;
+  a.head_dim = std::max<int64_t>(2, d / a.heads);
   a.rope = cpu::RopeStyle{static_cast<float>(theta), false, false};
   a.out_std = out_std;
 
