@@ -433,10 +433,12 @@ void selective_scan_step(int64_t B, int64_t D, int64_t N, const float* u, const 
       const v16 delta = softplus(load_n(dt + b * D + c0, nc) + bias, nullptr);
       const v16 uv = load_n(u + b * D + c0, nc);
       const v16 du = delta * uv;
-      alignas(64) float ysum[kLanes] = {};
+      v16 acc_of[kLanes];  // per channel of the block: its (N) products with C, lane-wise
+      for (int64_t j = nc; j < kLanes; ++j) acc_of[j] = simd::splat(0.0f);
       for (int64_t j = 0; j < nc; ++j) {
         float* hrow = h + ((slots ? slots[b] : b) * D + c0 + j) * N;  // (N)
-        v16 acc = simd::splat(0.0f);
+        v16& acc = acc_of[j];
+        acc = simd::splat(0.0f);
         for (int64_t n0 = 0; n0 < N; n0 += kGroup) {
           const int64_t ng = std::min<int64_t>(kGroup, N - n0);
           const v16 a2 = simd::load(a2t + (c0 + j) * npad + n0);
@@ -445,9 +447,8 @@ void selective_scan_step(int64_t B, int64_t D, int64_t N, const float* u, const 
           store_n(hrow + n0, hv, ng);
           acc += hv * load_n(Ct + b * N + n0, ng);
         }
-        ysum[j] = simd::hsum(acc);
       }
-      store_n(y + b * D + c0, dskip * uv + simd::load(ysum), nc);
+      store_n(y + b * D + c0, dskip * uv + lane_sums(acc_of), nc);
     }
 }
 
