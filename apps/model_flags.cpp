@@ -2,8 +2,8 @@
 
 #include "base/checks.h"
 #include "base/error.h"
-#include "models/limits.h"
 #include "io/config_json.h"
+#include "models/limits.h"
 #include "models/lm.h"
 
 namespace pf::cli {
@@ -91,24 +91,32 @@ nlohmann::json ModelFlags::config() const {
   validate();
   const std::string mt = model_type_for_arch(arch);
   if (mt == "postformer_hybrid") {
-    nlohmann::json j = {{"model_type", mt},
-                        {"pattern", pattern},
-                        {"hidden_size", d_model},
-                        {"vocab_size", vocab},
-                        {"intermediate_size", ffn},  // 0: no MLP after the mixers
-                        {"num_attention_heads", heads},
-                        {"num_key_value_heads", kv_heads > 0 ? kv_heads : heads},
-                        {"max_position_embeddings", context},
-                        {"rms_norm_eps", 1e-5},
-                        {"tie_word_embeddings", !untied},
-                        {"mamba", {{"d_state", d_state > 0 ? d_state : 16}, {"d_conv", d_conv},
-                                   {"expand", expand}}},
-                        {"mamba2", {{"d_state", d_state > 0 ? d_state : 64}, {"d_conv", d_conv},
-                                    {"expand", expand}, {"headdim", headdim},
-                                    {"ngroups", ngroups}, {"chunk_size", chunk > 0 ? chunk : 256}}},
-                        {"retention", {{"num_heads", heads}, {"chunk", chunk > 0 ? chunk : 64},
-                                       {"decay", decay_value(retention_decay)},
-                                       {"prefill", retention_prefill}, {"head_norm_eps", 1e-5}}}};
+    nlohmann::json j = {
+        {"model_type", mt},
+        {"pattern", pattern},
+        {"hidden_size", d_model},
+        {"vocab_size", vocab},
+        {"intermediate_size", ffn},  // 0: no MLP after the mixers
+        {"num_attention_heads", heads},
+        {"num_key_value_heads", kv_heads > 0 ? kv_heads : heads},
+        {"max_position_embeddings", context},
+        {"rms_norm_eps", 1e-5},
+        {"tie_word_embeddings", !untied},
+        {"mamba",
+         {{"d_state", d_state > 0 ? d_state : 16}, {"d_conv", d_conv}, {"expand", expand}}},
+        {"mamba2",
+         {{"d_state", d_state > 0 ? d_state : 64},
+          {"d_conv", d_conv},
+          {"expand", expand},
+          {"headdim", headdim},
+          {"ngroups", ngroups},
+          {"chunk_size", chunk > 0 ? chunk : 256}}},
+        {"retention",
+         {{"num_heads", heads},
+          {"chunk", chunk > 0 ? chunk : 64},
+          {"decay", decay_value(retention_decay)},
+          {"prefill", retention_prefill},
+          {"head_norm_eps", 1e-5}}}};
     return j;
   }
   if (mt == "retnet") {

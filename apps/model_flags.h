@@ -12,7 +12,7 @@ struct ModelFlags {
   int64_t vocab = 256;
   bool untied = false;
   int64_t d_state = 0, d_conv = 4, expand = 2, headdim = 64, ngroups = 1;  // Mamba
-  int64_t chunk = 0;  // Mamba-2 SSD / RetNet chunk; 0 = the architecture default
+  int64_t chunk = 0;    // Mamba-2 SSD / RetNet chunk; 0 = the architecture default
   std::string pattern;  // hybrid: one letter per layer
   std::string retention_decay = "torchscale", retention_prefill = "chunkwise";
   std::string config_file;  // a config.json instead of the shape flags

@@ -36,10 +36,17 @@ json tiny_mamba(int version) {
 }
 
 json tiny_retnet(bool fla, bool separate_mlp) {
-  json j = {{"model_type", "retnet"},  {"hidden_size", 32},   {"num_hidden_layers", 2},
-            {"num_heads", 4},          {"vocab_size", 64},    {"intermediate_size", 48},
-            {"retention_chunk", 8},    {"norm_eps", 1e-5},    {"head_norm_eps", 1e-5},
-            {"tie_word_embeddings", !fla}, {"mlp_layout", separate_mlp ? "separate" : "fused"}};
+  json j = {{"model_type", "retnet"},
+            {"hidden_size", 32},
+            {"num_hidden_layers", 2},
+            {"num_heads", 4},
+            {"vocab_size", 64},
+            {"intermediate_size", 48},
+            {"retention_chunk", 8},
+            {"norm_eps", 1e-5},
+            {"head_norm_eps", 1e-5},
+            {"tie_word_embeddings", !fla},
+            {"mlp_layout", separate_mlp ? "separate" : "fused"}};
   j["retention_variant"] = fla ? "fla" : "torchscale";
   if (!fla) j["retention_decay"] = "paper";
   return j;

@@ -9,12 +9,12 @@
 
 #include "autograd/ops.h"
 #include "base/rng.h"
+#include "common/error_of.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "models/core/decoder_lm.h"
 #include "models/lm.h"
 #include "models/model_test_util.h"
-#include "common/error_of.h"
 
 namespace pf {
 namespace {
@@ -22,8 +22,12 @@ namespace {
 using nlohmann::json;
 
 json fla_retnet(const char* layout) {
-  json j = {{"model_type", "retnet"},  {"hidden_size", 32}, {"num_hidden_layers", 2},
-            {"num_heads", 4},          {"vocab_size", 64},  {"intermediate_size", 48},
+  json j = {{"model_type", "retnet"},
+            {"hidden_size", 32},
+            {"num_hidden_layers", 2},
+            {"num_heads", 4},
+            {"vocab_size", 64},
+            {"intermediate_size", 48},
             {"tie_word_embeddings", false}};
   if (layout) j["mlp_layout"] = layout;
   return j;
@@ -85,13 +89,20 @@ TEST(FlaRetNet, BothMlpLayoutsLoadComputeAlikeAndSaveAsLoaded) {
   EXPECT_TRUE(f.has("model.layers.0.mlp.gate_proj.weight"));
   EXPECT_FALSE(f.has("model.layers.0.mlp.up_proj.weight"));
   save_model(dir / "new-saved", *a);
-  EXPECT_TRUE(SafetensorsFile(dir / "new-saved/model.safetensors").has("model.layers.0.mlp.up_proj.weight"));
+  EXPECT_TRUE(SafetensorsFile(dir / "new-saved/model.safetensors")
+                  .has("model.layers.0.mlp.up_proj.weight"));
 }
 
 json torchscale_retnet() {
-  return {{"model_type", "retnet"},     {"hidden_size", 32},       {"num_hidden_layers", 2},
-          {"num_heads", 4},             {"vocab_size", 64},        {"intermediate_size", 48},
-          {"retention_variant", "torchscale"}, {"retention_chunk", 4}, {"head_norm_eps", 0.0}};
+  return {{"model_type", "retnet"},
+          {"hidden_size", 32},
+          {"num_hidden_layers", 2},
+          {"num_heads", 4},
+          {"vocab_size", 64},
+          {"intermediate_size", 48},
+          {"retention_variant", "torchscale"},
+          {"retention_chunk", 4},
+          {"head_norm_eps", 0.0}};
 }
 
 TEST(RetentionConfig, DecaysBySchemeOrListAndTheirMemoryInInfo) {
@@ -131,7 +142,7 @@ TEST(RetentionConfig, PrefillFormsAgree) {
     auto m = create_model(j, 5);
     auto s = m->new_session(64);
     Tensor a = s->forward(ids.data(), 9, true).clone();  // (9, V)
-    Tensor b = s->forward(&ids[9], 2, true).clone();      // continues from the state
+    Tensor b = s->forward(&ids[9], 2, true).clone();     // continues from the state
     out.push_back(a);
     out.push_back(b);
   }

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "base/rng.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_decode.h"
 #include "kernels/cpu/conv1d_causal.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/retention.h"
@@ -139,6 +141,31 @@ TEST(BatchedSteps, RopeRowsAndPartialRotaryMatchReference) {
     std::vector<float> z(hd * H);
     cpu::rope_fwd(1, 1, H, hd, pos[2], st, x.data() + 2 * H * hd, z.data());
     for (int64_t i = 0; i < H * hd; ++i) EXPECT_FLOAT_EQ(z[i], y[2 * H * hd + i]);
+  }
+}
+
+// Decode rows of three sequences with different cache lengths, grouped-query heads: each row
+// equals naive attention of its last query over its own cache.
+TEST(BatchedSteps, AttentionDecodeMatchesNaivePerSequence) {
+  const int64_t H = 4, KV = 2, hd = 12;
+  const std::vector<int64_t> tk = {1, 7, 30};
+  std::vector<std::vector<float>> k, v;
+  for (size_t r = 0; r < tk.size(); ++r) {
+    k.push_back(rand_vec(tk[r] * KV * hd, 20 + r));
+    v.push_back(rand_vec(tk[r] * KV * hd, 30 + r));
+  }
+  const int64_t rows = static_cast<int64_t>(tk.size());
+  auto q = rand_vec(rows * H * hd, 40);
+  std::vector<const float*> kp, vp;
+  for (int64_t r = 0; r < rows; ++r) kp.push_back(k[r].data()), vp.push_back(v[r].data());
+  std::vector<float> out(rows * H * hd);
+  cpu::attention_decode(cpu::AttnDecodeShape{rows, H, KV, hd, 1.0f / std::sqrt(12.0f)}, q.data(),
+                        kp.data(), vp.data(), tk.data(), out.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<float> want(H * hd);
+    const cpu::AttnShape s = cpu::attn_shape(1, 1, tk[r], H, KV, hd, tk[r] - 1);
+    cpu::attention_naive(s, q.data() + r * H * hd, k[r].data(), v[r].data(), want.data());
+    for (int64_t i = 0; i < H * hd; ++i) EXPECT_NEAR(out[r * H * hd + i], want[i], 1e-5) << r;
   }
 }
 

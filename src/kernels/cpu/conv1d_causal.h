@@ -24,7 +24,6 @@ void conv1d_causal_bwd(int64_t B, int64_t L, int64_t C, int64_t K, const float* 
 // (S, C, K) state tensor (slot b when slots is null), is shifted left by one and x
 // appended, then y (B, C) = sum_k state * w + bias.
 void conv1d_causal_step(int64_t B, int64_t C, int64_t K, const float* x, const float* w,
-                        const float* bias, float* state, float* y,
-                        const int64_t* slots = nullptr);
+                        const float* bias, float* state, float* y, const int64_t* slots = nullptr);
 
 }  // namespace pf::cpu

@@ -464,7 +464,7 @@ void retention_step(const RetShape& s, const float* q, const float* k, const flo
       const float* kh = k + (b * s.H + h) * s.dk;
       const float* vh = v + (b * s.H + h) * s.dv;
       float* S = state + ((slots ? slots[b] : b) * s.H + h) * s.dk * s.dv;  // (dk, dv)
-      float* o = out + (b * s.H + h) * s.dv;           // (dv)
+      float* o = out + (b * s.H + h) * s.dv;                                // (dv)
       std::fill_n(o, s.dv, 0.0f);
       for (int64_t d = 0; d < s.dk; ++d) {  // S = g S + k^T v; o = q S, row by row
         float* Sd = S + d * s.dv;

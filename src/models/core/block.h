@@ -18,7 +18,7 @@ enum class MlpLayout {
 
 struct MlpSpec {
   MlpLayout layout = MlpLayout::None;
-  int64_t ffn = 0;  // F
+  int64_t ffn = 0;                   // F
   std::string norm, gate, up, down;  // tensor names after the layer prefix (fused: gate)
   float init_std = 0.02f, out_std = 0.02f;
 };
@@ -51,9 +51,9 @@ class Block {
   float eps_;
   Var norm_;  // (d)
   std::unique_ptr<Mixer> mixer_;
-  Var mlp_norm_;           // (d)
-  Var w_gate_, w_up_;      // (F, d), or w_gate_ (2F, d) when fused
-  Var w_down_;             // (d, F)
+  Var mlp_norm_;       // (d)
+  Var w_gate_, w_up_;  // (F, d), or w_gate_ (2F, d) when fused
+  Var w_down_;         // (d, F)
 };
 
 }  // namespace pf

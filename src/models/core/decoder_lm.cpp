@@ -12,7 +12,8 @@ namespace pf {
 
 int64_t StackSpec::param_count() const {
   int64_t n = checked_mul(vocab, d_model * (tied ? 1 : 2), "config: model size") + d_model;
-  for (const BlockSpec& b : layers) n = checked_add(n, b.param_count(d_model), "config: model size");
+  for (const BlockSpec& b : layers)
+    n = checked_add(n, b.param_count(d_model), "config: model size");
   return n;
 }
 
@@ -22,7 +23,8 @@ DecoderLM::DecoderLM(StackSpec spec, uint64_t seed) : spec_(std::move(spec)) {
   const int64_t d = spec_.d_model;
   embed_ = normal_param({spec_.vocab, d}, 0.02f, rng);
   const float eps = static_cast<float>(spec_.norm_eps);
-  for (const BlockSpec& b : spec_.layers) blocks_.push_back(std::make_unique<Block>(b, d, eps, rng));
+  for (const BlockSpec& b : spec_.layers)
+    blocks_.push_back(std::make_unique<Block>(b, d, eps, rng));
   norm_f_ = constant_param({d}, 1.0f);
   if (!spec_.tied) lm_head_ = normal_param({spec_.vocab, d}, 0.02f, rng);
 }
@@ -130,7 +132,8 @@ std::vector<std::string> DecoderLM::describe() const {
   std::vector<std::pair<std::string, std::string>> lines;  // (text, layer list)
   for (size_t l = 0; l < blocks_.size(); ++l)
     for (const std::string& s : blocks_[l]->mixer().describe()) {
-      auto it = std::find_if(lines.begin(), lines.end(), [&](const auto& p) { return p.first == s; });
+      auto it =
+          std::find_if(lines.begin(), lines.end(), [&](const auto& p) { return p.first == s; });
       if (it == lines.end())
         lines.emplace_back(s, std::to_string(l));
       else

@@ -16,16 +16,16 @@ namespace pf {
 constexpr int64_t kUnboundedContext = int64_t{1} << 40;  // recurrent: no context limit
 
 struct StackSpec {
-  std::string arch;             // CLI name, e.g. "mamba2"
-  nlohmann::json config;        // the config.json the model saves (canonical)
-  int64_t vocab = 0;            // embedding rows (padded where the family pads)
+  std::string arch;       // CLI name, e.g. "mamba2"
+  nlohmann::json config;  // the config.json the model saves (canonical)
+  int64_t vocab = 0;      // embedding rows (padded where the family pads)
   int64_t d_model = 0;
-  double norm_eps = 1e-5;       // block and final RMSNorms
+  double norm_eps = 1e-5;  // block and final RMSNorms
   bool tied = true;
   std::string embedding, final_norm, head = "lm_head.weight";  // tensor names
-  uint64_t rng_stream = 0;      // keeps each family's initialisation what it was
+  uint64_t rng_stream = 0;  // keeps each family's initialisation what it was
   int64_t max_context = kUnboundedContext;
-  int64_t prefill_chunk = 1024; // prompt tokens per cached forward (bounds activations)
+  int64_t prefill_chunk = 1024;  // prompt tokens per cached forward (bounds activations)
   std::vector<BlockSpec> layers;
   int64_t param_count() const;  // exact, without building anything
 };

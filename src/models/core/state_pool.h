@@ -18,7 +18,7 @@ class StatePool {
   // A free slot, cleared; errors when all are in use.
   int64_t acquire();
   void release(int64_t slot);
-  void clear(int64_t slot);            // back to position 0
+  void clear(int64_t slot);             // back to position 0
   void fork(int64_t src, int64_t dst);  // dst continues exactly where src is
   int64_t position(int64_t slot) const { return pos_[check(slot)]; }
   void advance(int64_t slot, int64_t n) { pos_[check(slot)] += n; }

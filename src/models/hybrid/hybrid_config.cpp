@@ -38,8 +38,8 @@ std::string str_key(const nlohmann::json& j, const char* key, const char* fallba
 
 // The layer letters, from whichever of the three keys the config has.
 std::string read_pattern(const nlohmann::json& j) {
-  const int keys = j.contains("pattern") + j.contains("layer_types") +
-                   j.contains("hybrid_override_pattern");
+  const int keys =
+      j.contains("pattern") + j.contains("layer_types") + j.contains("hybrid_override_pattern");
   PF_CHECK(keys == 1, "config: give exactly one of pattern, layer_types, hybrid_override_pattern");
   std::string p;
   if (j.contains("layer_types")) {
@@ -99,9 +99,10 @@ StackSpec hybrid_stack(const nlohmann::json& j) {
   check_range("config: rope_theta", theta, 0.0, 1e12, /*open_lo=*/true);
   check_range("config: max_position_embeddings", max_pos, 1, kMaxPositions);
   const bool has_attention = pattern.find('A') != std::string::npos;
-  PF_CHECK(!has_attention || (d % a.heads == 0 && a.heads % a.kv_heads == 0 && (d / a.heads) % 2 == 0),
-           "config: hidden_size / num_attention_heads must be an even head dim and "
-           "num_attention_heads a multiple of num_key_value_heads");
+  PF_CHECK(
+      !has_attention || (d % a.heads == 0 && a.heads % a.kv_heads == 0 && (d / a.heads) % 2 == 0),
+      "config: hidden_size / num_attention_heads must be an even head dim and "
+      "num_attention_heads a multiple of num_key_value_heads");
   a.head_dim = std::max<int64_t>(2, d / a.heads);
   a.rope = cpu::RopeStyle{static_cast<float>(theta), false, false};
   a.out_std = out_std;
@@ -128,17 +129,17 @@ StackSpec hybrid_stack(const nlohmann::json& j) {
   m2.chunk = json_int(m2j, "chunk_size", 256);
   m2.n_layer = L;
   m2.norm_eps = eps;
-  for (const auto& [name, v, hi] :
-       std::vector<std::tuple<const char*, int64_t, int64_t>>{{"mamba.expand * hidden_size", m1.d_inner, kMaxFfn},
-                                                              {"mamba.d_state", m1.d_state, 1 << 12},
-                                                              {"mamba.d_conv", m1.d_conv, 1 << 10},
-                                                              {"mamba.dt_rank", m1.dt_rank, kMaxWidth},
-                                                              {"mamba2.expand * hidden_size", m2.d_inner, kMaxFfn},
-                                                              {"mamba2.d_state", m2.d_state, 1 << 12},
-                                                              {"mamba2.d_conv", m2.d_conv, 1 << 10},
-                                                              {"mamba2.headdim", m2.headdim, kMaxWidth},
-                                                              {"mamba2.ngroups", m2.ngroups, kMaxWidth},
-                                                              {"mamba2.chunk_size", m2.chunk, 1 << 16}})
+  for (const auto& [name, v, hi] : std::vector<std::tuple<const char*, int64_t, int64_t>>{
+           {"mamba.expand * hidden_size", m1.d_inner, kMaxFfn},
+           {"mamba.d_state", m1.d_state, 1 << 12},
+           {"mamba.d_conv", m1.d_conv, 1 << 10},
+           {"mamba.dt_rank", m1.dt_rank, kMaxWidth},
+           {"mamba2.expand * hidden_size", m2.d_inner, kMaxFfn},
+           {"mamba2.d_state", m2.d_state, 1 << 12},
+           {"mamba2.d_conv", m2.d_conv, 1 << 10},
+           {"mamba2.headdim", m2.headdim, kMaxWidth},
+           {"mamba2.ngroups", m2.ngroups, kMaxWidth},
+           {"mamba2.chunk_size", m2.chunk, 1 << 16}})
     check_range(std::string("config: ") + name, v, 1, hi);
   if (pattern.find('S') != std::string::npos)
     PF_CHECK(m2.d_inner % m2.headdim == 0 && m2.nheads() % m2.ngroups == 0,
@@ -167,7 +168,8 @@ StackSpec hybrid_stack(const nlohmann::json& j) {
   r.gammas = parse_retention_decay(decay, r.heads, "retention.decay");
   const std::string prefill = str_key(rj, "prefill", "chunkwise");
   PF_CHECK(prefill == "chunkwise" || prefill == "parallel" || prefill == "recurrent",
-           "config: retention.prefill '", prefill, "' is not one of chunkwise, parallel, recurrent");
+           "config: retention.prefill '", prefill,
+           "' is not one of chunkwise, parallel, recurrent");
   r.prefill = prefill == "parallel"    ? RetentionPrefill::Parallel
               : prefill == "recurrent" ? RetentionPrefill::Recurrent
                                        : RetentionPrefill::Chunkwise;
@@ -209,44 +211,51 @@ StackSpec hybrid_stack(const nlohmann::json& j) {
         b.mixer_params = r.param_count();
     }
     if (ffn > 0)
-      b.mlp = MlpSpec{MlpLayout::Separate,  ffn,   "mlp_norm.weight", "mlp.gate_proj.weight",
-                      "mlp.up_proj.weight", "mlp.down_proj.weight", 0.02f, out_std};
+      b.mlp = MlpSpec{MlpLayout::Separate,
+                      ffn,
+                      "mlp_norm.weight",
+                      "mlp.gate_proj.weight",
+                      "mlp.up_proj.weight",
+                      "mlp.down_proj.weight",
+                      0.02f,
+                      out_std};
     s.layers.push_back(std::move(b));
   }
   nlohmann::json out = j;
   out.erase("layer_types");  // one source of truth: the pattern
   out.erase("pattern");
   out.erase("hybrid_override_pattern");
-  out.update(nlohmann::json{
-      {"model_type", "postformer_hybrid"},
-      {"pattern", pattern},
-      {"num_hidden_layers", L},
-      {"hidden_size", d},
-      {"vocab_size", V},
-      {"intermediate_size", ffn},
-      {"rms_norm_eps", eps},
-      {"tie_word_embeddings", tied},
-      {"num_attention_heads", a.heads},
-      {"num_key_value_heads", a.kv_heads},
-      {"rope_theta", theta},
-      {"max_position_embeddings", max_pos},
-      {"mamba",
-       {{"expand", m1.d_inner / d}, {"d_state", m1.d_state}, {"d_conv", m1.d_conv},
-        {"dt_rank", m1.dt_rank}}},
-      {"mamba2",
-       {{"expand", m2.d_inner / d},
-        {"d_state", m2.d_state},
-        {"d_conv", m2.d_conv},
-        {"headdim", m2.headdim},
-        {"ngroups", m2.ngroups},
-        {"chunk_size", m2.chunk}}},
-      {"retention",
-       {{"num_heads", r.heads},
-        {"expand_v", ev},
-        {"chunk", r.chunk},
-        {"head_norm_eps", r.head_norm_eps},
-        {"decay", decay},
-        {"prefill", prefill}}}});
+  out.update(nlohmann::json{{"model_type", "postformer_hybrid"},
+                            {"pattern", pattern},
+                            {"num_hidden_layers", L},
+                            {"hidden_size", d},
+                            {"vocab_size", V},
+                            {"intermediate_size", ffn},
+                            {"rms_norm_eps", eps},
+                            {"tie_word_embeddings", tied},
+                            {"num_attention_heads", a.heads},
+                            {"num_key_value_heads", a.kv_heads},
+                            {"rope_theta", theta},
+                            {"max_position_embeddings", max_pos},
+                            {"mamba",
+                             {{"expand", m1.d_inner / d},
+                              {"d_state", m1.d_state},
+                              {"d_conv", m1.d_conv},
+                              {"dt_rank", m1.dt_rank}}},
+                            {"mamba2",
+                             {{"expand", m2.d_inner / d},
+                              {"d_state", m2.d_state},
+                              {"d_conv", m2.d_conv},
+                              {"headdim", m2.headdim},
+                              {"ngroups", m2.ngroups},
+                              {"chunk_size", m2.chunk}}},
+                            {"retention",
+                             {{"num_heads", r.heads},
+                              {"expand_v", ev},
+                              {"chunk", r.chunk},
+                              {"head_norm_eps", r.head_norm_eps},
+                              {"decay", decay},
+                              {"prefill", prefill}}}});
   s.config = out;
   return s;
 }

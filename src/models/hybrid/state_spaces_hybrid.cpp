@@ -17,8 +17,8 @@ bool is_state_spaces_hybrid(const nlohmann::json& j) {
   if (!is_state_spaces_mamba(j, nullptr)) return false;
   const bool attn = j.contains("attn_layer_idx") && j["attn_layer_idx"].is_array() &&
                     !j["attn_layer_idx"].empty();
-  const bool mlp = j.contains("d_intermediate") && j["d_intermediate"].is_number() &&
-                   j["d_intermediate"] != 0;
+  const bool mlp =
+      j.contains("d_intermediate") && j["d_intermediate"].is_number() && j["d_intermediate"] != 0;
   return attn || mlp;
 }
 
@@ -43,8 +43,9 @@ StackSpec state_spaces_hybrid_stack(const nlohmann::json& j) {
       PF_CHECK(attn_layers.insert(i).second, "config: attn_layer_idx lists layer ", i, " twice");
     }
   }
-  const nlohmann::json ac =
-      j.contains("attn_cfg") && j["attn_cfg"].is_object() ? j["attn_cfg"] : nlohmann::json::object();
+  const nlohmann::json ac = j.contains("attn_cfg") && j["attn_cfg"].is_object()
+                                ? j["attn_cfg"]
+                                : nlohmann::json::object();
   MhaSpec m;
   m.d = d;
   m.n_layer = L;
@@ -58,7 +59,7 @@ StackSpec state_spaces_hybrid_stack(const nlohmann::json& j) {
     PF_CHECK(m.heads % m.kv_heads == 0, "config: attn_cfg.num_heads ", m.heads,
              " is not a multiple of num_heads_kv ", m.kv_heads);
     m.head_dim = ac.contains("head_dim") && !ac["head_dim"].is_null() ? json_int(ac, "head_dim")
-                                                                       : d / m.heads;
+                                                                      : d / m.heads;
     check_range("config: attn_cfg.head_dim", m.head_dim, 1, kMaxWidth);
     m.d_conv = json_int(ac, "d_conv", 0);
     check_range("config: attn_cfg.d_conv", m.d_conv, 0, 1 << 10);
@@ -93,8 +94,8 @@ StackSpec state_spaces_hybrid_stack(const nlohmann::json& j) {
   s.final_norm = "backbone.norm_f.weight";
   s.rng_stream = 2;
   const Mamba1Spec m1{d, c.d_inner(), c.d_state, c.d_conv, c.rank(), L};
-  const Mamba2Spec m2{d, c.d_inner(), c.d_state, c.d_conv, c.headdim, c.ngroups, c.chunk_size,
-                      L, c.norm_eps};
+  const Mamba2Spec m2{d,         c.d_inner(),  c.d_state, c.d_conv,  c.headdim,
+                      c.ngroups, c.chunk_size, L,         c.norm_eps};
   for (int64_t l = 0; l < L; ++l) {
     BlockSpec b;
     b.prefix = "backbone.layers." + std::to_string(l) + ".";

@@ -34,7 +34,6 @@ struct MambaConfig {
                                               : "backbone.embeddings.weight";
   }
 
-
   static MambaConfig from_json(const nlohmann::json& j, int version);
   nlohmann::json to_json() const;
 };

@@ -18,8 +18,8 @@ StackSpec mamba_stack(const nlohmann::json& j, int version) {
   s.final_norm = "backbone.norm_f.weight";
   s.rng_stream = 2;
   const Mamba1Spec m1{c.d_model, c.d_inner(), c.d_state, c.d_conv, c.rank(), c.n_layer};
-  const Mamba2Spec m2{c.d_model, c.d_inner(), c.d_state,    c.d_conv,
-                      c.headdim, c.ngroups,   c.chunk_size, c.n_layer, c.norm_eps};
+  const Mamba2Spec m2{c.d_model, c.d_inner(),  c.d_state, c.d_conv,  c.headdim,
+                      c.ngroups, c.chunk_size, c.n_layer, c.norm_eps};
   for (int64_t l = 0; l < c.n_layer; ++l) {
     BlockSpec b;
     b.kind = version == 2 ? 'S' : 'M';

@@ -95,7 +95,7 @@ class Mamba1Mixer : public Mixer {
     const int64_t di = c_.d_inner, N = c_.d_state, R = c_.dt_rank, K = c_.d_conv;
     const int64_t rows = batch.rows();
     auto xz = split_last(linear(h, in_proj_), {di, di});  // x, z: (rows, di)
-    Var xc(Tensor::empty({rows, di}));                     // (rows, di)
+    Var xc(Tensor::empty({rows, di}));                    // (rows, di)
     for (const RowGroup& g : batch.groups()) {
       const float* x = xz[0].data() + g.row0 * di;
       if (g.decode) {
@@ -122,8 +122,8 @@ class Mamba1Mixer : public Mixer {
         float* slot = st.at(1, g.slots[0]);
         const std::vector<float> h0(slot, slot + di * N);
         cpu::selective_scan_fwd(cpu::ScanShape{1, g.rows, di, N}, xc.data() + o, dt.data() + o,
-                                dt_b_.data(), A_log_.data(), dbc[1].data() + on,
-                                dbc[2].data() + on, D_.data(), h0.data(), y.data() + o, slot);
+                                dt_b_.data(), A_log_.data(), dbc[1].data() + on, dbc[2].data() + on,
+                                D_.data(), h0.data(), y.data() + o, slot);
       }
     }
     return linear(swiglu(xz[1], y), out_proj_);  // (rows, d)
@@ -142,8 +142,8 @@ class Mamba1Mixer : public Mixer {
     // Projections, then conv (2K per channel) + scan (~6N per channel: decay, input,
     // output) + gating.
     const double di = static_cast<double>(c_.d_inner);
-    const double proj = 2.0 * di * c_.d + di * (c_.dt_rank + 2 * c_.d_state) + di * c_.dt_rank +
-                        c_.d * di;
+    const double proj =
+        2.0 * di * c_.d + di * (c_.dt_rank + 2 * c_.d_state) + di * c_.dt_rank + c_.d * di;
     return 2.0 * proj + di * (2.0 * c_.d_conv + 6.0 * c_.d_state + 6.0);
   }
 

@@ -43,8 +43,8 @@ class Mamba2Mixer : public Mixer {
   }
 
   Var forward(const Var& h, int64_t B, int64_t L, int64_t) override {
-    const int64_t di = c_.d_inner, H = c_.nheads(), P = c_.headdim, G = c_.ngroups,
-                  N = c_.d_state, GN = G * N;
+    const int64_t di = c_.d_inner, H = c_.nheads(), P = c_.headdim, G = c_.ngroups, N = c_.d_state,
+                  GN = G * N;
     Var zxd = linear(h, in_proj_);  // (B, L, 2*di + 2*G*N + H): z, xBC, dt
     // Conv, SSD, the gated norm and out_proj are recomputed in the backward: only the
     // in_proj output and the block output are stored (see the Mamba-1 mixer).
@@ -63,11 +63,11 @@ class Mamba2Mixer : public Mixer {
 
   Var forward_cached(const Var& h, const SeqBatch& batch, LayerState& state) override {
     auto& st = dynamic_cast<RecurrentState&>(state);  // 0: conv (S, cd, K), 1: ssm (S, H, P, N)
-    const int64_t di = c_.d_inner, H = c_.nheads(), P = c_.headdim, G = c_.ngroups,
-                  N = c_.d_state, GN = G * N, K = c_.d_conv, cd = c_.conv_dim();
+    const int64_t di = c_.d_inner, H = c_.nheads(), P = c_.headdim, G = c_.ngroups, N = c_.d_state,
+                  GN = G * N, K = c_.d_conv, cd = c_.conv_dim();
     const int64_t rows = batch.rows();
     auto zxd = split_last(linear(h, in_proj_), {di, cd, H});  // z, xBC, dt: (rows, ...)
-    Var xbc(Tensor::empty({rows, cd}));                        // (rows, cd)
+    Var xbc(Tensor::empty({rows, cd}));                       // (rows, cd)
     for (const RowGroup& g : batch.groups()) {
       const float* x = zxd[1].data() + g.row0 * cd;
       if (g.decode) {

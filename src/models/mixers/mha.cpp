@@ -7,6 +7,7 @@
 #include "autograd/ops_ssm.h"
 #include "base/error.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_decode.h"
 #include "kernels/cpu/conv1d_causal.h"
 #include "kernels/cpu/rope.h"
 #include "models/mixers/mamba.h"
@@ -21,9 +22,10 @@ class MhaState : public LayerState {
  public:
   MhaState(const MhaSpec& s, int64_t slots, int64_t capacity)
       : kv(slots, capacity, s.kv_heads, s.head_dim),
-        conv(slots, s.d_conv > 0 ? std::vector<std::pair<std::string, Shape>>{
-                                       {"conv_state", {s.qkv_dim(), s.d_conv}}}
-                                 : std::vector<std::pair<std::string, Shape>>{}),
+        conv(slots, s.d_conv > 0
+                        ? std::vector<std::pair<std::string, Shape>>{{"conv_state",
+                                                                      {s.qkv_dim(), s.d_conv}}}
+                        : std::vector<std::pair<std::string, Shape>>{}),
         has_conv(s.d_conv > 0) {}
   void clear(int64_t slot) override { conv.clear(slot); }
   void copy(int64_t src, int64_t dst, int64_t len) override {
@@ -95,8 +97,8 @@ class Mha : public Mixer {
       for (const RowGroup& g : batch.groups()) {
         const float* x = qkv.data() + g.row0 * qd;
         if (g.decode) {
-          cpu::conv1d_causal_step(g.rows, qd, K, x, conv_w_.data(), conv_b_.data(),
-                                  st.conv.base(0), c.data() + g.row0 * qd, g.slots.data());
+          cpu::conv1d_causal_step(g.rows, qd, K, x, conv_w_.data(), conv_b_.data(), st.conv.base(0),
+                                  c.data() + g.row0 * qd, g.slots.data());
         } else {
           float* slot = st.conv.at(0, g.slots[0]);
           const std::vector<float> prev(slot, slot + qd * K);
@@ -114,18 +116,33 @@ class Mha : public Mixer {
     }
     Var a(Tensor::empty({rows, H * hd}));  // (rows, H*hd)
     const auto& runs = batch.runs();
-    for (size_t i = 0; i < runs.size(); ++i) {
+    const int64_t kvd = KV * hd;
+    for (size_t i = 0; i < runs.size(); ++i) {  // append every run's keys and values first
       const SeqRun& r = runs[i];
-      const int64_t r0 = batch.row0(i), kvd = KV * hd;
+      const int64_t r0 = batch.row0(i);
       PF_CHECK(r.pos + r.len <= st.kv.capacity(), "context full: ", r.pos + r.len,
                " tokens exceed the KV cache of ", st.kv.capacity());
-      std::memcpy(st.kv.k(r.slot) + r.pos * kvd, p[1].data() + r0 * kvd,
-                  r.len * kvd * sizeof(float));
-      std::memcpy(st.kv.v(r.slot) + r.pos * kvd, p[2].data() + r0 * kvd,
-                  r.len * kvd * sizeof(float));
-      const cpu::AttnShape s = cpu::attn_shape(1, r.len, r.pos + r.len, H, KV, hd, r.pos);
-      cpu::attention_fwd(s, p[0].data() + r0 * H * hd, st.kv.k(r.slot), st.kv.v(r.slot),
-                         a.data() + r0 * H * hd, nullptr);
+      std::memcpy(st.kv.k(r.slot) + r.pos * kvd, p[1].data() + r0 * kvd, r.len * kvd * sizeof(float));
+      std::memcpy(st.kv.v(r.slot) + r.pos * kvd, p[2].data() + r0 * kvd, r.len * kvd * sizeof(float));
+    }
+    for (const RowGroup& g : batch.groups()) {
+      const float* qg = p[0].data() + g.row0 * H * hd;
+      float* ag = a.data() + g.row0 * H * hd;
+      if (g.decode) {  // all decode rows of the group in one call
+        std::vector<const float*> ks(g.rows), vs(g.rows);
+        std::vector<int64_t> tk(g.rows);
+        for (int64_t j = 0; j < g.rows; ++j) {
+          ks[j] = st.kv.k(g.slots[j]);
+          vs[j] = st.kv.v(g.slots[j]);
+          tk[j] = g.positions[j] + 1;
+        }
+        const cpu::AttnDecodeShape s{g.rows, H, KV, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
+        cpu::attention_decode(s, qg, ks.data(), vs.data(), tk.data(), ag);
+      } else {
+        const int64_t pos = g.positions[0];
+        const cpu::AttnShape s = cpu::attn_shape(1, g.rows, pos + g.rows, H, KV, hd, pos);
+        cpu::attention_fwd(s, qg, st.kv.k(g.slots[0]), st.kv.v(g.slots[0]), ag, nullptr);
+      }
     }
     return linear(a, out_proj_);  // (rows, d)
   }
@@ -154,6 +171,8 @@ class Mha : public Mixer {
 
 }  // namespace
 
-std::unique_ptr<Mixer> make_mha(const MhaSpec& s, Rng& rng) { return std::make_unique<Mha>(s, rng); }
+std::unique_ptr<Mixer> make_mha(const MhaSpec& s, Rng& rng) {
+  return std::make_unique<Mha>(s, rng);
+}
 
 }  // namespace pf

@@ -110,8 +110,7 @@ class Retention : public Mixer {
     Var o(Tensor::empty({rows, H, dv}));  // (rows, H, dv)
     for (const RowGroup& g : batch.groups()) {
       const int64_t r0 = g.row0;
-      const float *qg = q.data() + r0 * H * dk, *kg = k.data() + r0 * H * dk,
-                  *vg = v + r0 * H * dv;
+      const float *qg = q.data() + r0 * H * dk, *kg = k.data() + r0 * H * dk, *vg = v + r0 * H * dv;
       float* og = o.data() + r0 * H * dv;
       if (g.decode) {
         cpu::retention_step(cpu::RetShape{g.rows, 1, H, dk, dv}, qg, kg, vg, gamma_.data(),

@@ -5,8 +5,8 @@
 // head norm with a weight). State per head: (dk, dv), whatever the context.
 #pragma once
 #include <memory>
-#include <string>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 #include "models/core/mixer.h"

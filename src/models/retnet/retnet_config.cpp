@@ -72,7 +72,8 @@ RetNetConfig RetNetConfig::from_json(const nlohmann::json& j) {
   c.separate_mlp = layout == "separate";
   const std::string prefill = json_string(j, "retention_prefill", "chunkwise");
   PF_CHECK(prefill == "chunkwise" || prefill == "parallel" || prefill == "recurrent",
-           "config: retention_prefill '", prefill, "' is not one of chunkwise, parallel, recurrent");
+           "config: retention_prefill '", prefill,
+           "' is not one of chunkwise, parallel, recurrent");
   c.prefill = prefill == "parallel"    ? RetentionPrefill::Parallel
               : prefill == "recurrent" ? RetentionPrefill::Recurrent
                                        : RetentionPrefill::Chunkwise;
@@ -126,35 +127,34 @@ RetNetConfig RetNetConfig::from_json(const nlohmann::json& j) {
 
 nlohmann::json RetNetConfig::to_json() const {
   nlohmann::json j = source.is_object() ? source : nlohmann::json::object();
-  j.update(
-      nlohmann::json{{"model_type", "retnet"},
-                     {"architectures", {"RetNetForCausalLM"}},
-                     {"hidden_size", hidden_size},
-                     {"num_hidden_layers", num_hidden_layers},
-                     {"num_heads", num_heads},
-                     {"num_kv_heads", num_heads},
-                     {"vocab_size", vocab_size},
-                     {"expand_k", expand_k},
-                     {"expand_v", expand_v},
-                     {"hidden_ratio", hidden_ratio},
-                     {"intermediate_size", ffn()},
-                     {"norm_eps", norm_eps},
-                     {"hidden_act", "swish"},
-                     {"use_output_gate", true},
-                     {"use_short_conv", false},
-                     {"elementwise_affine", head_norm_weight},
-                     {"fuse_norm", fused_gate_name},
-                     {"tie_word_embeddings", tie_word_embeddings},
-                     {"retention_variant", variant == RetentionVariant::Fla ? "fla" : "torchscale"},
-                     {"head_norm_eps", head_norm_eps},
-                     {"rope_theta", rope_theta},
-                     {"retention_chunk", chunk},
-                     {"retention_parallel_training", parallel_training},
-                     {"retention_prefill", prefill_name(prefill)},
-                     {"retention_decay", decay == "list" ? nlohmann::json(decay_list)
-                                                         : nlohmann::json(decay)},
-                     {"mlp_layout", separate_mlp ? "separate" : "fused"},
-                     {"torch_dtype", "float32"}});
+  j.update(nlohmann::json{
+      {"model_type", "retnet"},
+      {"architectures", {"RetNetForCausalLM"}},
+      {"hidden_size", hidden_size},
+      {"num_hidden_layers", num_hidden_layers},
+      {"num_heads", num_heads},
+      {"num_kv_heads", num_heads},
+      {"vocab_size", vocab_size},
+      {"expand_k", expand_k},
+      {"expand_v", expand_v},
+      {"hidden_ratio", hidden_ratio},
+      {"intermediate_size", ffn()},
+      {"norm_eps", norm_eps},
+      {"hidden_act", "swish"},
+      {"use_output_gate", true},
+      {"use_short_conv", false},
+      {"elementwise_affine", head_norm_weight},
+      {"fuse_norm", fused_gate_name},
+      {"tie_word_embeddings", tie_word_embeddings},
+      {"retention_variant", variant == RetentionVariant::Fla ? "fla" : "torchscale"},
+      {"head_norm_eps", head_norm_eps},
+      {"rope_theta", rope_theta},
+      {"retention_chunk", chunk},
+      {"retention_parallel_training", parallel_training},
+      {"retention_prefill", prefill_name(prefill)},
+      {"retention_decay", decay == "list" ? nlohmann::json(decay_list) : nlohmann::json(decay)},
+      {"mlp_layout", separate_mlp ? "separate" : "fused"},
+      {"torch_dtype", "float32"}});
   return j;
 }
 

@@ -30,7 +30,7 @@ struct RetNetConfig {
   std::string decay = "torchscale";  // "torchscale", "paper" or "list" (decay_list)
   std::vector<double> decay_list;    // explicit per-head decays
   bool separate_mlp = false;         // fla since February 2025: gate_proj and up_proj
-  nlohmann::json source;           // the config it was read from; unknown keys are kept
+  nlohmann::json source;             // the config it was read from; unknown keys are kept
 
   int64_t key_dim() const { return static_cast<int64_t>(hidden_size * expand_k); }
   int64_t value_dim() const { return static_cast<int64_t>(hidden_size * expand_v); }

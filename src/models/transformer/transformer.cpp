@@ -1,3 +1,5 @@
+#include "models/transformer/transformer.h"
+
 #include <cmath>
 
 #include "autograd/ops.h"
@@ -6,7 +8,6 @@
 #include "io/config_json.h"
 #include "models/limits.h"
 #include "models/mixers/attention.h"
-#include "models/transformer/transformer.h"
 
 namespace pf {
 
@@ -100,9 +101,14 @@ StackSpec transformer_stack(const nlohmann::json& j) {
     b.mixer_name = "self_attn.";
     b.make_mixer = [a](Rng& rng) { return make_attention(a, rng); };
     b.mixer_params = a.param_count();
-    b.mlp = MlpSpec{MlpLayout::Separate,     c.intermediate_size,    "post_attention_layernorm.weight",
-                    "mlp.gate_proj.weight",  "mlp.up_proj.weight",   "mlp.down_proj.weight",
-                    0.02f,                   a.out_std};
+    b.mlp = MlpSpec{MlpLayout::Separate,
+                    c.intermediate_size,
+                    "post_attention_layernorm.weight",
+                    "mlp.gate_proj.weight",
+                    "mlp.up_proj.weight",
+                    "mlp.down_proj.weight",
+                    0.02f,
+                    a.out_std};
     s.layers.push_back(std::move(b));
   }
   return s;
