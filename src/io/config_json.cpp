@@ -95,4 +95,10 @@ bool json_bool(const nlohmann::json& j, const std::string& key, bool fallback) {
   return j[key].get<bool>();
 }
 
+std::string json_str(const nlohmann::json& j, const std::string& key, const std::string& fallback) {
+  if (!j.contains(key)) return fallback;
+  PF_CHECK(j[key].is_string(), "config: ", key, " must be a string, got ", j[key].dump());
+  return j[key].get<std::string>();
+}
+
 }  // namespace pf

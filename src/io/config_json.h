@@ -23,5 +23,7 @@ int64_t json_int(const nlohmann::json& j, const std::string& key, int64_t fallba
 double json_num(const nlohmann::json& j, const std::string& key);
 double json_num(const nlohmann::json& j, const std::string& key, double fallback);
 bool json_bool(const nlohmann::json& j, const std::string& key, bool fallback);
+// A string when present (null or any other type is an error), else fallback.
+std::string json_str(const nlohmann::json& j, const std::string& key, const std::string& fallback);
 
 }  // namespace pf

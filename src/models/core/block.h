@@ -34,6 +34,16 @@ struct BlockSpec {
   int64_t param_count(int64_t d) const;
 };
 
+// Sets a block's mixer: its pattern letter, a factory from the mixer's spec, and the spec's
+// exact parameter count.
+template <class Spec>
+void set_mixer(BlockSpec& b, char kind, const Spec& s,
+               std::unique_ptr<Mixer> (*make)(const Spec&, Rng&)) {
+  b.kind = kind;
+  b.make_mixer = [s, make](Rng& rng) { return make(s, rng); };
+  b.mixer_params = s.param_count();
+}
+
 class Block {
  public:
   Block(const BlockSpec& spec, int64_t d_model, float eps, Rng& rng);

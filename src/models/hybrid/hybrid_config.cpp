@@ -30,12 +30,6 @@ nlohmann::json sub(const nlohmann::json& j, const char* key) {
   return j[key];
 }
 
-std::string str_key(const nlohmann::json& j, const char* key, const char* fallback) {
-  if (!j.contains(key)) return fallback;
-  PF_CHECK(j[key].is_string(), "config: ", key, " must be a string");
-  return j[key].get<std::string>();
-}
-
 // The layer letters, from whichever of the three keys the config has.
 std::string read_pattern(const nlohmann::json& j) {
   const int keys =
@@ -49,13 +43,13 @@ std::string read_pattern(const nlohmann::json& j) {
       p += layer_letter(t.get<std::string>());
     }
   } else if (j.contains("hybrid_override_pattern")) {
-    for (char c : str_key(j, "hybrid_override_pattern", "")) {
+    for (char c : json_str(j, "hybrid_override_pattern", "")) {
       PF_CHECK(c == 'M' || c == '*', "config: hybrid_override_pattern letter '", c,
                "' is not supported (M Mamba-2, * attention; MLP-only layers '-' are not)");
       p += c == 'M' ? 'S' : 'A';
     }
   } else {
-    p = str_key(j, "pattern", "");
+    p = json_str(j, "pattern", "");
     for (char& c : p) {
       if (c == '*') c = 'A';
       PF_CHECK(c == 'A' || c == 'M' || c == 'S' || c == 'R', "config: pattern letter '", c,
@@ -166,13 +160,8 @@ StackSpec hybrid_stack(const nlohmann::json& j) {
   check_range("config: retention.head_norm_eps", r.head_norm_eps, 0.0, 1.0);
   const nlohmann::json decay = rj.contains("decay") ? rj["decay"] : nlohmann::json("torchscale");
   r.gammas = parse_retention_decay(decay, r.heads, "retention.decay");
-  const std::string prefill = str_key(rj, "prefill", "chunkwise");
-  PF_CHECK(prefill == "chunkwise" || prefill == "parallel" || prefill == "recurrent",
-           "config: retention.prefill '", prefill,
-           "' is not one of chunkwise, parallel, recurrent");
-  r.prefill = prefill == "parallel"    ? RetentionPrefill::Parallel
-              : prefill == "recurrent" ? RetentionPrefill::Recurrent
-                                       : RetentionPrefill::Chunkwise;
+  const std::string prefill = json_str(rj, "prefill", "chunkwise");
+  r.prefill = parse_retention_prefill(prefill, "retention.prefill");
   r.rope_theta = theta;
   r.out_std = out_std;
 
@@ -189,26 +178,21 @@ StackSpec hybrid_stack(const nlohmann::json& j) {
   for (int64_t l = 0; l < L; ++l) {
     const char c = pattern[l];
     BlockSpec b;
-    b.kind = c;
     b.prefix = "model.layers." + std::to_string(l) + ".";
     b.norm = "norm.weight";
     b.mixer_name = "mixer.";
     switch (c) {
       case 'A':
-        b.make_mixer = [a](Rng& rng) { return make_attention(a, rng); };
-        b.mixer_params = a.param_count();
+        set_mixer(b, c, a, make_attention);
         break;
       case 'M':
-        b.make_mixer = [m1](Rng& rng) { return make_mamba1_mixer(m1, rng); };
-        b.mixer_params = m1.param_count();
+        set_mixer(b, c, m1, make_mamba1_mixer);
         break;
       case 'S':
-        b.make_mixer = [m2](Rng& rng) { return make_mamba2_mixer(m2, rng); };
-        b.mixer_params = m2.param_count();
+        set_mixer(b, c, m2, make_mamba2_mixer);
         break;
       default:
-        b.make_mixer = [r](Rng& rng) { return make_retention(r, rng); };
-        b.mixer_params = r.param_count();
+        set_mixer(b, c, r, make_retention);
     }
     if (ffn > 0)
       b.mlp = MlpSpec{MlpLayout::Separate,

@@ -7,6 +7,7 @@
 #include "io/config_json.h"
 #include "models/hybrid/hybrid.h"
 #include "models/limits.h"
+#include "models/mamba/mamba.h"
 #include "models/mamba/mamba_config.h"
 #include "models/mixers/mamba.h"
 #include "models/mixers/mha.h"
@@ -93,26 +94,19 @@ StackSpec state_spaces_hybrid_stack(const nlohmann::json& j) {
   s.embedding = c.embedding_name();
   s.final_norm = "backbone.norm_f.weight";
   s.rng_stream = 2;
-  const Mamba1Spec m1{d, c.d_inner(), c.d_state, c.d_conv, c.rank(), L};
-  const Mamba2Spec m2{d,         c.d_inner(),  c.d_state, c.d_conv,  c.headdim,
-                      c.ngroups, c.chunk_size, L,         c.norm_eps};
+  const Mamba1Spec m1 = mamba1_spec(c);
+  const Mamba2Spec m2 = mamba2_spec(c);
   for (int64_t l = 0; l < L; ++l) {
     BlockSpec b;
     b.prefix = "backbone.layers." + std::to_string(l) + ".";
     b.norm = "norm.weight";
     b.mixer_name = "mixer.";
     if (attn_layers.count(l)) {
-      b.kind = 'A';
-      b.make_mixer = [m](Rng& rng) { return make_mha(m, rng); };
-      b.mixer_params = m.param_count();
+      set_mixer(b, 'A', m, make_mha);
     } else if (version == 2) {
-      b.kind = 'S';
-      b.make_mixer = [m2](Rng& rng) { return make_mamba2_mixer(m2, rng); };
-      b.mixer_params = m2.param_count();
+      set_mixer(b, 'S', m2, make_mamba2_mixer);
     } else {
-      b.kind = 'M';
-      b.make_mixer = [m1](Rng& rng) { return make_mamba1_mixer(m1, rng); };
-      b.mixer_params = m1.param_count();
+      set_mixer(b, 'M', m1, make_mamba1_mixer);
     }
     if (ffn > 0) {
       b.mlp.layout = MlpLayout::FusedUpGate;

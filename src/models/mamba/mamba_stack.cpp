@@ -5,6 +5,15 @@
 
 namespace pf {
 
+Mamba1Spec mamba1_spec(const MambaConfig& c) {
+  return Mamba1Spec{c.d_model, c.d_inner(), c.d_state, c.d_conv, c.rank(), c.n_layer};
+}
+
+Mamba2Spec mamba2_spec(const MambaConfig& c) {
+  return Mamba2Spec{c.d_model, c.d_inner(),  c.d_state, c.d_conv,  c.headdim,
+                    c.ngroups, c.chunk_size, c.n_layer, c.norm_eps};
+}
+
 StackSpec mamba_stack(const nlohmann::json& j, int version) {
   const MambaConfig c = MambaConfig::from_json(j, version);
   StackSpec s;
@@ -17,21 +26,17 @@ StackSpec mamba_stack(const nlohmann::json& j, int version) {
   s.embedding = c.embedding_name();
   s.final_norm = "backbone.norm_f.weight";
   s.rng_stream = 2;
-  const Mamba1Spec m1{c.d_model, c.d_inner(), c.d_state, c.d_conv, c.rank(), c.n_layer};
-  const Mamba2Spec m2{c.d_model, c.d_inner(),  c.d_state, c.d_conv,  c.headdim,
-                      c.ngroups, c.chunk_size, c.n_layer, c.norm_eps};
+  const Mamba1Spec m1 = mamba1_spec(c);
+  const Mamba2Spec m2 = mamba2_spec(c);
   for (int64_t l = 0; l < c.n_layer; ++l) {
     BlockSpec b;
-    b.kind = version == 2 ? 'S' : 'M';
     b.prefix = "backbone.layers." + std::to_string(l) + ".";
     b.norm = "norm.weight";
     b.mixer_name = "mixer.";
     if (version == 2) {
-      b.make_mixer = [m2](Rng& rng) { return make_mamba2_mixer(m2, rng); };
-      b.mixer_params = m2.param_count();
+      set_mixer(b, 'S', m2, make_mamba2_mixer);
     } else {
-      b.make_mixer = [m1](Rng& rng) { return make_mamba1_mixer(m1, rng); };
-      b.mixer_params = m1.param_count();
+      set_mixer(b, 'M', m1, make_mamba1_mixer);
     }
     s.layers.push_back(std::move(b));
   }

@@ -1,12 +1,8 @@
 #include "models/mixers/attention.h"
 
-#include <cmath>
-#include <cstring>
-
 #include "autograd/ops.h"
 #include "base/error.h"
-#include "kernels/cpu/attention.h"
-#include "kernels/cpu/attention_decode.h"
+#include "models/mixers/cached_ops.h"
 
 namespace pf {
 
@@ -47,37 +43,8 @@ class Attention : public Mixer {
     const std::vector<int64_t> pos = batch.row_positions();
     cpu::rope_fwd_rows(rows, H, hd, pos.data(), s_.rope, q.data(), q.data());
     cpu::rope_fwd_rows(rows, KV, hd, pos.data(), s_.rope, k.data(), k.data());
-    Var a(Tensor::empty({rows, H * hd}));  // (rows, H*hd)
-    const auto& runs = batch.runs();
-    const int64_t kvd = KV * hd;
-    for (size_t i = 0; i < runs.size(); ++i) {  // append every run's keys and values first
-      const SeqRun& r = runs[i];
-      const int64_t r0 = batch.row0(i);
-      PF_CHECK(r.pos + r.len <= kv.capacity(), "context full: ", r.pos + r.len,
-               " tokens exceed the KV cache of ", kv.capacity());
-      std::memcpy(kv.k(r.slot) + r.pos * kvd, k.data() + r0 * kvd, r.len * kvd * sizeof(float));
-      std::memcpy(kv.v(r.slot) + r.pos * kvd, v.data() + r0 * kvd, r.len * kvd * sizeof(float));
-    }
-    for (const RowGroup& g : batch.groups()) {
-      const float* qg = q.data() + g.row0 * H * hd;
-      float* ag = a.data() + g.row0 * H * hd;
-      if (g.decode) {  // all decode rows of the group in one call
-        std::vector<const float*> ks(g.rows), vs(g.rows);
-        std::vector<int64_t> tk(g.rows);
-        for (int64_t j = 0; j < g.rows; ++j) {
-          ks[j] = kv.k(g.slots[j]);
-          vs[j] = kv.v(g.slots[j]);
-          tk[j] = g.positions[j] + 1;
-        }
-        const cpu::AttnDecodeShape s{g.rows, H, KV, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
-        cpu::attention_decode(s, qg, ks.data(), vs.data(), tk.data(), ag);
-      } else {
-        const int64_t pos = g.positions[0];
-        const cpu::AttnShape s = cpu::attn_shape(1, g.rows, pos + g.rows, H, KV, hd, pos);
-        cpu::attention_fwd(s, qg, kv.k(g.slots[0]), kv.v(g.slots[0]), ag, nullptr);
-      }
-    }
-    return linear(a, wo_);  // (rows, d)
+    Var a = attention_cached(q, k, v, H, KV, hd, batch, kv);  // (rows, H*hd)
+    return linear(a, wo_);                                    // (rows, d)
   }
 
   std::unique_ptr<LayerState> new_state(int64_t slots, int64_t capacity) const override {

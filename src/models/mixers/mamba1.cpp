@@ -5,8 +5,8 @@
 #include "autograd/ops.h"
 #include "autograd/ops_ssm.h"
 #include "base/error.h"
-#include "kernels/cpu/conv1d_causal.h"
 #include "kernels/cpu/selective_scan.h"
+#include "models/mixers/cached_ops.h"
 #include "models/mixers/mamba.h"
 
 namespace pf {
@@ -94,20 +94,8 @@ class Mamba1Mixer : public Mixer {
     auto& st = dynamic_cast<RecurrentState&>(state);  // 0: conv (S, di, K), 1: ssm (S, di, N)
     const int64_t di = c_.d_inner, N = c_.d_state, R = c_.dt_rank, K = c_.d_conv;
     const int64_t rows = batch.rows();
-    auto xz = split_last(linear(h, in_proj_), {di, di});  // x, z: (rows, di)
-    Var xc(Tensor::empty({rows, di}));                    // (rows, di)
-    for (const RowGroup& g : batch.groups()) {
-      const float* x = xz[0].data() + g.row0 * di;
-      if (g.decode) {
-        cpu::conv1d_causal_step(g.rows, di, K, x, conv_w_.data(), conv_b_.data(), st.base(0),
-                                xc.data() + g.row0 * di, g.slots.data());
-      } else {
-        float* slot = st.at(0, g.slots[0]);
-        const std::vector<float> prev(slot, slot + di * K);
-        cpu::conv1d_causal_fwd(1, g.rows, di, K, x, conv_w_.data(), conv_b_.data(), prev.data(),
-                               xc.data() + g.row0 * di, slot);
-      }
-    }
+    auto xz = split_last(linear(h, in_proj_), {di, di});                   // x, z: (rows, di)
+    Var xc = conv1d_cached(xz[0], di, K, conv_w_, conv_b_, st, 0, batch);  // (rows, di)
     xc = silu(xc);
     auto dbc = split_last(linear(xc, x_proj_), {R, N, N});  // (rows, R|N|N)
     Var dt = linear(dbc[0], dt_w_);                         // (rows, di)

@@ -7,8 +7,8 @@
 #include "autograd/ops_ssd.h"
 #include "autograd/ops_ssm.h"
 #include "base/error.h"
-#include "kernels/cpu/conv1d_causal.h"
 #include "kernels/cpu/ssd.h"
+#include "models/mixers/cached_ops.h"
 #include "models/mixers/mamba.h"
 
 namespace pf {
@@ -67,19 +67,7 @@ class Mamba2Mixer : public Mixer {
                   GN = G * N, K = c_.d_conv, cd = c_.conv_dim();
     const int64_t rows = batch.rows();
     auto zxd = split_last(linear(h, in_proj_), {di, cd, H});  // z, xBC, dt: (rows, ...)
-    Var xbc(Tensor::empty({rows, cd}));                       // (rows, cd)
-    for (const RowGroup& g : batch.groups()) {
-      const float* x = zxd[1].data() + g.row0 * cd;
-      if (g.decode) {
-        cpu::conv1d_causal_step(g.rows, cd, K, x, conv_w_.data(), conv_b_.data(), st.base(0),
-                                xbc.data() + g.row0 * cd, g.slots.data());
-      } else {
-        float* slot = st.at(0, g.slots[0]);
-        const std::vector<float> prev(slot, slot + cd * K);
-        cpu::conv1d_causal_fwd(1, g.rows, cd, K, x, conv_w_.data(), conv_b_.data(), prev.data(),
-                               xbc.data() + g.row0 * cd, slot);
-      }
-    }
+    Var xbc = conv1d_cached(zxd[1], cd, K, conv_w_, conv_b_, st, 0, batch);  // (rows, cd)
     xbc = silu(xbc);
     auto xs = split_last(xbc, {di, GN, GN});  // x (rows, di), B, C (rows, G*N)
     Var y(Tensor::empty({rows, di}));         // (rows, H*P)

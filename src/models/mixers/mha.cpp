@@ -1,15 +1,10 @@
 #include "models/mixers/mha.h"
 
-#include <cmath>
-#include <cstring>
-
 #include "autograd/ops.h"
 #include "autograd/ops_ssm.h"
 #include "base/error.h"
-#include "kernels/cpu/attention.h"
-#include "kernels/cpu/attention_decode.h"
-#include "kernels/cpu/conv1d_causal.h"
 #include "kernels/cpu/rope.h"
+#include "models/mixers/cached_ops.h"
 #include "models/mixers/mamba.h"
 
 namespace pf {
@@ -25,8 +20,7 @@ class MhaState : public LayerState {
         conv(slots, s.d_conv > 0
                         ? std::vector<std::pair<std::string, Shape>>{{"conv_state",
                                                                       {s.qkv_dim(), s.d_conv}}}
-                        : std::vector<std::pair<std::string, Shape>>{}),
-        has_conv(s.d_conv > 0) {}
+                        : std::vector<std::pair<std::string, Shape>>{}) {}
   void clear(int64_t slot) override { conv.clear(slot); }
   void copy(int64_t src, int64_t dst, int64_t len) override {
     kv.copy(src, dst, len);
@@ -44,7 +38,6 @@ class MhaState : public LayerState {
   }
   KvState kv;
   RecurrentState conv;
-  bool has_conv;
 };
 
 class Mha : public Mixer {
@@ -92,59 +85,15 @@ class Mha : public Mixer {
     const int64_t H = s_.heads, KV = s_.kv_heads, hd = s_.head_dim, rows = batch.rows();
     const int64_t qd = s_.qkv_dim(), K = s_.d_conv;
     Var qkv = linear(h, in_proj_);  // (rows, qkv)
-    if (K > 0) {
-      Var c(Tensor::empty({rows, qd}));
-      for (const RowGroup& g : batch.groups()) {
-        const float* x = qkv.data() + g.row0 * qd;
-        if (g.decode) {
-          cpu::conv1d_causal_step(g.rows, qd, K, x, conv_w_.data(), conv_b_.data(), st.conv.base(0),
-                                  c.data() + g.row0 * qd, g.slots.data());
-        } else {
-          float* slot = st.conv.at(0, g.slots[0]);
-          const std::vector<float> prev(slot, slot + qd * K);
-          cpu::conv1d_causal_fwd(1, g.rows, qd, K, x, conv_w_.data(), conv_b_.data(), prev.data(),
-                                 c.data() + g.row0 * qd, slot);
-        }
-      }
-      qkv = c;
-    }
+    if (K > 0) qkv = conv1d_cached(qkv, qd, K, conv_w_, conv_b_, st.conv, 0, batch);
     auto p = split_last(qkv, {H * hd, KV * hd, KV * hd});  // q, k, v: (rows, ...)
     const std::vector<int64_t> pos = batch.row_positions();
     if (s_.rotary_dim > 0) {
       cpu::rope_fwd_rows(rows, H, hd, pos.data(), rope_, p[0].data(), p[0].data());
       cpu::rope_fwd_rows(rows, KV, hd, pos.data(), rope_, p[1].data(), p[1].data());
     }
-    Var a(Tensor::empty({rows, H * hd}));  // (rows, H*hd)
-    const auto& runs = batch.runs();
-    const int64_t kvd = KV * hd;
-    for (size_t i = 0; i < runs.size(); ++i) {  // append every run's keys and values first
-      const SeqRun& r = runs[i];
-      const int64_t r0 = batch.row0(i);
-      PF_CHECK(r.pos + r.len <= st.kv.capacity(), "context full: ", r.pos + r.len,
-               " tokens exceed the KV cache of ", st.kv.capacity());
-      std::memcpy(st.kv.k(r.slot) + r.pos * kvd, p[1].data() + r0 * kvd, r.len * kvd * sizeof(float));
-      std::memcpy(st.kv.v(r.slot) + r.pos * kvd, p[2].data() + r0 * kvd, r.len * kvd * sizeof(float));
-    }
-    for (const RowGroup& g : batch.groups()) {
-      const float* qg = p[0].data() + g.row0 * H * hd;
-      float* ag = a.data() + g.row0 * H * hd;
-      if (g.decode) {  // all decode rows of the group in one call
-        std::vector<const float*> ks(g.rows), vs(g.rows);
-        std::vector<int64_t> tk(g.rows);
-        for (int64_t j = 0; j < g.rows; ++j) {
-          ks[j] = st.kv.k(g.slots[j]);
-          vs[j] = st.kv.v(g.slots[j]);
-          tk[j] = g.positions[j] + 1;
-        }
-        const cpu::AttnDecodeShape s{g.rows, H, KV, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
-        cpu::attention_decode(s, qg, ks.data(), vs.data(), tk.data(), ag);
-      } else {
-        const int64_t pos = g.positions[0];
-        const cpu::AttnShape s = cpu::attn_shape(1, g.rows, pos + g.rows, H, KV, hd, pos);
-        cpu::attention_fwd(s, qg, st.kv.k(g.slots[0]), st.kv.v(g.slots[0]), ag, nullptr);
-      }
-    }
-    return linear(a, out_proj_);  // (rows, d)
+    Var a = attention_cached(p[0], p[1], p[2], H, KV, hd, batch, st.kv);  // (rows, H*hd)
+    return linear(a, out_proj_);                                          // (rows, d)
   }
 
   std::unique_ptr<LayerState> new_state(int64_t slots, int64_t capacity) const override {

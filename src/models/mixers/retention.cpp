@@ -6,7 +6,6 @@
 #include "autograd/ops.h"
 #include "autograd/ops_retention.h"
 #include "base/error.h"
-#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/retention.h"
 #include "kernels/cpu/rope.h"
 
@@ -47,6 +46,20 @@ std::vector<float> parse_retention_decay(const nlohmann::json& v, int64_t heads,
     g.push_back(static_cast<float>(d));
   }
   return g;
+}
+
+RetentionPrefill parse_retention_prefill(const std::string& name, const std::string& key) {
+  PF_CHECK(name == "chunkwise" || name == "parallel" || name == "recurrent", "config: ", key, " '",
+           name, "' is not one of chunkwise, parallel, recurrent");
+  return name == "parallel"    ? RetentionPrefill::Parallel
+         : name == "recurrent" ? RetentionPrefill::Recurrent
+                               : RetentionPrefill::Chunkwise;
+}
+
+const char* retention_prefill_name(RetentionPrefill p) {
+  return p == RetentionPrefill::Parallel    ? "parallel"
+         : p == RetentionPrefill::Recurrent ? "recurrent"
+                                            : "chunkwise";
 }
 
 namespace {

@@ -46,4 +46,7 @@ namespace pf {
 // Errors name `key`.
 std::vector<float> parse_retention_decay(const nlohmann::json& value, int64_t heads,
                                          const std::string& key);
+// "chunkwise", "parallel" or "recurrent"; errors name `key`.
+RetentionPrefill parse_retention_prefill(const std::string& name, const std::string& key);
+const char* retention_prefill_name(RetentionPrefill p);
 }  // namespace pf

@@ -15,22 +15,8 @@ int64_t RetNetConfig::ffn() const {
 }
 
 std::vector<float> RetNetConfig::gammas() const {
-  if (decay != "list") return retention_decays(decay, num_heads);
-  return std::vector<float>(decay_list.begin(), decay_list.end());
+  return parse_retention_decay(decay, num_heads, "retention_decay");
 }
-
-namespace {
-const char* prefill_name(RetentionPrefill p) {
-  return p == RetentionPrefill::Parallel    ? "parallel"
-         : p == RetentionPrefill::Recurrent ? "recurrent"
-                                            : "chunkwise";
-}
-std::string json_string(const nlohmann::json& j, const char* key, const char* fallback) {
-  if (!j.contains(key)) return fallback;
-  PF_CHECK(j[key].is_string(), "config: ", key, " must be a string");
-  return j[key].get<std::string>();
-}
-}  // namespace
 
 void retnet_layout_from_weights(nlohmann::json& j, const std::vector<std::string>& names) {
   if (!j.is_object() || j.contains("mlp_layout")) return;
@@ -66,30 +52,13 @@ RetNetConfig RetNetConfig::from_json(const nlohmann::json& j) {
            "' is not one of fla, torchscale");
   c.variant = v == "fla" ? RetentionVariant::Fla : RetentionVariant::Torchscale;
   c.head_norm_eps = json_num(j, "head_norm_eps", c.norm_eps);
-  const std::string layout = json_string(j, "mlp_layout", "fused");
+  const std::string layout = json_str(j, "mlp_layout", "fused");
   PF_CHECK(layout == "fused" || layout == "separate", "config: mlp_layout '", layout,
            "' is not one of fused (gate_proj holds gate and up), separate");
   c.separate_mlp = layout == "separate";
-  const std::string prefill = json_string(j, "retention_prefill", "chunkwise");
-  PF_CHECK(prefill == "chunkwise" || prefill == "parallel" || prefill == "recurrent",
-           "config: retention_prefill '", prefill,
-           "' is not one of chunkwise, parallel, recurrent");
-  c.prefill = prefill == "parallel"    ? RetentionPrefill::Parallel
-              : prefill == "recurrent" ? RetentionPrefill::Recurrent
-                                       : RetentionPrefill::Chunkwise;
-  if (j.contains("retention_decay") && j["retention_decay"].is_array()) {
-    c.decay = "list";
-    for (const auto& g : j["retention_decay"]) {
-      PF_CHECK(g.is_number(), "config: retention_decay entries must be numbers");
-      const double v = g.get<double>();
-      PF_CHECK(v > 0.0 && v < 1.0, "config: retention_decay ", v, " is outside (0, 1)");
-      c.decay_list.push_back(v);
-    }
-  } else {
-    c.decay = json_string(j, "retention_decay", "torchscale");
-    PF_CHECK(c.decay == "torchscale" || c.decay == "paper", "config: retention_decay '", c.decay,
-             "' is not one of torchscale, paper, or a list of per-head decays");
-  }
+  c.prefill =
+      parse_retention_prefill(json_str(j, "retention_prefill", "chunkwise"), "retention_prefill");
+  if (j.contains("retention_decay")) c.decay = j["retention_decay"];
   if (c.variant == RetentionVariant::Torchscale) c.head_norm_weight = false;
   const int64_t kv = json_int(j, "num_kv_heads", c.num_heads);
   PF_CHECK(kv == c.num_heads,
@@ -119,42 +88,40 @@ RetNetConfig RetNetConfig::from_json(const nlohmann::json& j) {
   PF_CHECK(c.key_dim() % c.num_heads == 0 && c.value_dim() % c.num_heads == 0,
            "config: key and value dims must be divisible by num_heads");
   PF_CHECK(c.head_k() % 2 == 0, "config: the per-head key dim must be even for RoPE");
-  PF_CHECK(c.decay != "list" || static_cast<int64_t>(c.decay_list.size()) == c.num_heads,
-           "config: retention_decay lists ", c.decay_list.size(), " decays for ", c.num_heads,
-           " heads");
+  (void)c.gammas();  // the decays are a known scheme or one in (0, 1) per head
   return c;
 }
 
 nlohmann::json RetNetConfig::to_json() const {
   nlohmann::json j = source.is_object() ? source : nlohmann::json::object();
-  j.update(nlohmann::json{
-      {"model_type", "retnet"},
-      {"architectures", {"RetNetForCausalLM"}},
-      {"hidden_size", hidden_size},
-      {"num_hidden_layers", num_hidden_layers},
-      {"num_heads", num_heads},
-      {"num_kv_heads", num_heads},
-      {"vocab_size", vocab_size},
-      {"expand_k", expand_k},
-      {"expand_v", expand_v},
-      {"hidden_ratio", hidden_ratio},
-      {"intermediate_size", ffn()},
-      {"norm_eps", norm_eps},
-      {"hidden_act", "swish"},
-      {"use_output_gate", true},
-      {"use_short_conv", false},
-      {"elementwise_affine", head_norm_weight},
-      {"fuse_norm", fused_gate_name},
-      {"tie_word_embeddings", tie_word_embeddings},
-      {"retention_variant", variant == RetentionVariant::Fla ? "fla" : "torchscale"},
-      {"head_norm_eps", head_norm_eps},
-      {"rope_theta", rope_theta},
-      {"retention_chunk", chunk},
-      {"retention_parallel_training", parallel_training},
-      {"retention_prefill", prefill_name(prefill)},
-      {"retention_decay", decay == "list" ? nlohmann::json(decay_list) : nlohmann::json(decay)},
-      {"mlp_layout", separate_mlp ? "separate" : "fused"},
-      {"torch_dtype", "float32"}});
+  j.update(
+      nlohmann::json{{"model_type", "retnet"},
+                     {"architectures", {"RetNetForCausalLM"}},
+                     {"hidden_size", hidden_size},
+                     {"num_hidden_layers", num_hidden_layers},
+                     {"num_heads", num_heads},
+                     {"num_kv_heads", num_heads},
+                     {"vocab_size", vocab_size},
+                     {"expand_k", expand_k},
+                     {"expand_v", expand_v},
+                     {"hidden_ratio", hidden_ratio},
+                     {"intermediate_size", ffn()},
+                     {"norm_eps", norm_eps},
+                     {"hidden_act", "swish"},
+                     {"use_output_gate", true},
+                     {"use_short_conv", false},
+                     {"elementwise_affine", head_norm_weight},
+                     {"fuse_norm", fused_gate_name},
+                     {"tie_word_embeddings", tie_word_embeddings},
+                     {"retention_variant", variant == RetentionVariant::Fla ? "fla" : "torchscale"},
+                     {"head_norm_eps", head_norm_eps},
+                     {"rope_theta", rope_theta},
+                     {"retention_chunk", chunk},
+                     {"retention_parallel_training", parallel_training},
+                     {"retention_prefill", retention_prefill_name(prefill)},
+                     {"retention_decay", decay},
+                     {"mlp_layout", separate_mlp ? "separate" : "fused"},
+                     {"torch_dtype", "float32"}});
   return j;
 }
 

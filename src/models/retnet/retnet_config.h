@@ -27,10 +27,9 @@ struct RetNetConfig {
   int64_t chunk = 64;              // chunkwise form chunk length (32-64 fastest on CPU)
   bool parallel_training = false;  // train with the parallel form instead of chunkwise
   RetentionPrefill prefill = RetentionPrefill::Chunkwise;  // form for prompts at inference
-  std::string decay = "torchscale";  // "torchscale", "paper" or "list" (decay_list)
-  std::vector<double> decay_list;    // explicit per-head decays
-  bool separate_mlp = false;         // fla since February 2025: gate_proj and up_proj
-  nlohmann::json source;             // the config it was read from; unknown keys are kept
+  nlohmann::json decay = "torchscale";  // "torchscale", "paper" or a list of per-head decays
+  bool separate_mlp = false;            // fla since February 2025: gate_proj and up_proj
+  nlohmann::json source;                // the config it was read from; unknown keys are kept
 
   int64_t key_dim() const { return static_cast<int64_t>(hidden_size * expand_k); }
   int64_t value_dim() const { return static_cast<int64_t>(hidden_size * expand_v); }

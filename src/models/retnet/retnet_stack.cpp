@@ -36,12 +36,10 @@ StackSpec retnet_stack(const nlohmann::json& j) {
   r.out_std = 0.02f / std::sqrt(2.0f * c.num_hidden_layers);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     BlockSpec b;
-    b.kind = 'R';
     b.prefix = "model.layers." + std::to_string(l) + ".";
     b.norm = "attn_norm.weight";
     b.mixer_name = "attn.";
-    b.make_mixer = [r](Rng& rng) { return make_retention(r, rng); };
-    b.mixer_params = r.param_count();
+    set_mixer(b, 'R', r, make_retention);
     b.mlp.layout = c.separate_mlp ? MlpLayout::Separate : MlpLayout::FusedGateUp;
     b.mlp.ffn = c.ffn();
     b.mlp.norm = "mlp_norm.weight";

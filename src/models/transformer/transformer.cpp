@@ -95,12 +95,10 @@ StackSpec transformer_stack(const nlohmann::json& j) {
   a.out_std = 0.02f / std::sqrt(2.0f * c.num_hidden_layers);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     BlockSpec b;
-    b.kind = 'A';
     b.prefix = "model.layers." + std::to_string(l) + ".";
     b.norm = "input_layernorm.weight";
     b.mixer_name = "self_attn.";
-    b.make_mixer = [a](Rng& rng) { return make_attention(a, rng); };
-    b.mixer_params = a.param_count();
+    set_mixer(b, 'A', a, make_attention);
     b.mlp = MlpSpec{MlpLayout::Separate,
                     c.intermediate_size,
                     "post_attention_layernorm.weight",
