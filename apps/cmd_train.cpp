@@ -7,6 +7,7 @@
 
 #include "apps/commands.h"
 #include "apps/model_flags.h"
+#include "apps/train_flags.h"
 #include "base/checks.h"
 #include "base/error.h"
 #include "base/threads.h"
@@ -161,33 +162,7 @@ void add_train(CLI::App& app) {
                   "its tokenizer is used and the result keeps its layout");
   cmd->add_option("--steps", a->opt.steps,
                   "Total optimizer steps (default 1000; on --resume, the run's own total)");
-  cmd->add_option("--time-limit", a->opt.time_limit, "Stop after this many seconds (0 = none)")
-      ->capture_default_str();
-  cmd->add_option("--batch", a->opt.batch, "Sequences per micro-batch")->capture_default_str();
-  cmd->add_option("--seq", a->opt.seq, "Tokens per sequence")->capture_default_str();
-  cmd->add_option("--accum", a->opt.accum, "Micro-batches per step (gradient accumulation)")
-      ->capture_default_str();
-  cmd->add_option("--lr", a->opt.lr, "Peak learning rate")->capture_default_str();
-  cmd->add_option("--min-lr-ratio", a->opt.min_lr_ratio, "Final LR as a fraction of the peak")
-      ->capture_default_str();
-  cmd->add_option("--warmup", a->opt.warmup, "Linear warmup steps")->capture_default_str();
-  cmd->add_option("--weight-decay", a->opt.adam.weight_decay,
-                  "AdamW decoupled weight decay (matrices only)")
-      ->capture_default_str();
-  cmd->add_option("--beta1", a->opt.adam.beta1, "AdamW beta1")->capture_default_str();
-  cmd->add_option("--beta2", a->opt.adam.beta2, "AdamW beta2")->capture_default_str();
-  cmd->add_option("--clip", a->opt.clip, "Gradient norm clip (0 = off)")->capture_default_str();
-  cmd->add_option("--dropout", a->dropout, "Residual dropout")->capture_default_str();
-  cmd->add_flag("--recompute", a->opt.recompute,
-                "Recompute each block in the backward: activation memory of one block, not all");
-  cmd->add_option("--eval-every", a->opt.eval_every, "Validate every N steps")
-      ->capture_default_str();
-  cmd->add_option("--eval-batches", a->opt.eval_batches, "Validation batches per evaluation")
-      ->capture_default_str();
-  cmd->add_option("--log-every", a->opt.log_every, "Progress line every N steps")
-      ->capture_default_str();
-  cmd->add_option("--save-every", a->opt.save_every, "Checkpoint every N steps (0 = at end only)")
-      ->capture_default_str();
+  add_train_flags(*cmd, a->opt, a->dropout);
   cmd->add_option("--val-fraction", a->val_fraction, "Held-out fraction of the data")
       ->capture_default_str();
   cmd->add_option("--seed", a->opt.seed, "Random seed (init, batches, dropout)")

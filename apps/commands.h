@@ -11,6 +11,9 @@ void add_train(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_info(CLI::App& app);
+void add_task(CLI::App& app);
+void add_compare(CLI::App& app);
+void add_plot(CLI::App& app);
 
 // For unsigned flags (seeds): digits only, below 2^64 (a minus would wrap, a larger value
 // would saturate).

@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
-# The main job: set up, build, train a small Transformer on the KJV Bible for about
-# two minutes, report validation bits per byte, then stream a generated sample. Each run
-# replaces the last one's checkpoint in runs/quickstart (--overwrite).
+# The main job: set up, build, then `compare` every architecture (Transformer, Mamba,
+# Mamba-2, RetNet, a Jamba-style hybrid) at matched parameters on the KJV Bible with about
+# ten minutes of training in all, print the table and the report's path. Run it again and
+# it resumes (or, when finished, reprints) the same report; delete runs/compare for a new one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
-./build/postformer train --data data/kjv.txt --out runs/quickstart --overwrite \
-  --d-model 256 --layers 4 --heads 4 --seq 256 --batch 16 \
-  --steps 230 --warmup 20 --lr 2e-3 --time-limit 150 --eval-every 50 --log-every 10
-echo "--- sample ---"
-./build/postformer generate --model runs/quickstart --prompt "And God said" \
-  --max-tokens 400 --temperature 0.7 --top-k 40
+./build/postformer compare --data data/kjv.txt --out runs/compare --minutes 10 "$@"

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake ninja-build libdnnl-dev nlohmann-json3-dev libcli11-dev
           libgtest-dev libbenchmark-dev libsentencepiece-dev bible-kjv
-          clang libclang-rt-14-dev libomp-dev)  # clang: the sanitizer and libFuzzer build
+          clang libclang-rt-14-dev libomp-dev  # clang: the sanitizer and libFuzzer build
+          gnuplot-nox chromium)  # plots of `compare` and `plot`; chromium renders report.html in a test
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -84,4 +84,12 @@ Batch Corpus::val_batch(int64_t B, int64_t T, int64_t index) const {
   return b;
 }
 
+void Corpus::check_fits(int64_t B, int64_t T) const {
+  PF_CHECK(train_tokens() > T + 1, "the training split has ", train_tokens(),
+           " tokens, too few for one window of --seq ", T, " + 1");
+  PF_CHECK(num_val_batches(B, T) > 0, "the validation split (", val_tokens(),
+           " tokens) is too small for one batch of --batch ", B, " x --seq ", T,
+           " (+1); use more data, a larger --val-fraction or a smaller batch");
+}
+
 }  // namespace pf

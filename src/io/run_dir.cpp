@@ -23,12 +23,14 @@ namespace {
 
 constexpr const char* kMarker = ".postformer-run";
 constexpr const char* kLatest = "latest";
+constexpr const char* kMetrics = "metrics.jsonl";  // train/metrics_log.h writes it
 
 // Every file a checkpoint may hold; nothing else is ever deleted.
 const char* const kCheckpointFiles[] = {
     "config.json",           "model.safetensors",       "optimizer.safetensors",
     "trainer_state.json",    "tokenizer.json",          "tokenizer.model",
-    "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"};
+    "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+    "task.json"};
 
 bool all_digits(const std::string& s) {
   if (s.empty()) return false;
@@ -185,6 +187,7 @@ RunDir::~RunDir() {
   // A run refused before its first save leaves nothing behind.
   if (created_ && !saved_) {
     std::error_code ec;
+    fs::remove(fs::path(dir_) / kMetrics, ec);
     fs::remove(fs::path(dir_) / kMarker, ec);
     fs::remove(dir_, ec);  // only if now empty
   }
@@ -201,8 +204,8 @@ void RunDir::remove_stale() {
     if (fs::is_directory(st) &&
         (is_partial_name(name) || (is_checkpoint_name(name) && name != latest)))
       stale.push_back(e.path());
-    else if (fs::is_regular_file(st) && is_our_file(name, {kLatest, kMarker}) && name != kLatest &&
-             name != kMarker)
+    else if (fs::is_regular_file(st) && is_our_file(name, {kLatest, kMarker, kMetrics}) &&
+             name != kLatest && name != kMarker && name != kMetrics)
       stale.push_back(e.path());
   }
   for (const fs::path& p : stale) {

@@ -108,9 +108,9 @@ TrainerState read_trainer_state(const std::string& path) {
   return st;
 }
 
-Trainer::Trainer(LanguageModel& model, const Corpus& corpus, const TrainOptions& opt,
+Trainer::Trainer(LanguageModel& model, const BatchSource& data, const TrainOptions& opt,
                  std::unique_ptr<RunDir> run_dir)
-    : model_(model), corpus_(corpus), opt_(opt), run_dir_(std::move(run_dir)) {
+    : model_(model), data_(data), opt_(opt), run_dir_(std::move(run_dir)) {
   opt.validate();
   // Weights, gradients and two AdamW moments: 16 bytes a parameter before any activation.
   const int64_t ram = physical_memory_bytes();
@@ -123,12 +123,7 @@ Trainer::Trainer(LanguageModel& model, const Corpus& corpus, const TrainOptions&
   PF_CHECK(opt.seq <= model.max_context(), "--seq ", opt.seq, " exceeds the model's context ",
            model.max_context());
   // Everything that could fail at the end of a run is checked before its first step.
-  PF_CHECK(corpus.train_tokens() > opt.seq + 1, "the training split has ", corpus.train_tokens(),
-           " tokens, too few for one window of --seq ", opt.seq, " + 1");
-  PF_CHECK(corpus.num_val_batches(opt.batch, opt.seq) > 0, "the validation split (",
-           corpus.val_tokens(), " tokens) is too small for one batch of --batch ", opt.batch,
-           " x --seq ", opt.seq,
-           " (+1); use more data, a larger --val-fraction or a smaller batch");
+  data.check_fits(opt.batch, opt.seq);
   std::vector<std::pair<std::string, Var>> named;
   std::vector<ParamKind> kinds;
   model_.visit_params([&](const std::string& name, Var& p, ParamKind kind) {
@@ -146,7 +141,7 @@ double Trainer::train_step() {
   double loss_sum = 0.0;
   for (int64_t micro = 0; micro < opt_.accum; ++micro) {
     const uint64_t sample = static_cast<uint64_t>(step_) * opt_.accum + micro;
-    Batch b = corpus_.train_batch(opt_.batch, opt_.seq, opt_.seed, sample);
+    Batch b = data_.train_batch(opt_.batch, opt_.seq, opt_.seed, sample);
     Tape tape;
     {
       TapeScope scope(tape);
@@ -170,16 +165,15 @@ double Trainer::train_step() {
 
 double Trainer::evaluate_bpb(int64_t max_batches) {
   NoGradScope no_grad;
-  const int64_t n = std::min(max_batches, corpus_.num_val_batches(opt_.batch, opt_.seq));
-  PF_CHECK(n > 0, "validation split (", corpus_.val_tokens(),
-           " tokens) is too small for one batch of ", opt_.batch, " x ", opt_.seq);
+  const int64_t n = std::min(max_batches, data_.num_val_batches(opt_.batch, opt_.seq));
+  PF_CHECK(n > 0, "no validation batch of ", opt_.batch, " x ", opt_.seq);
   double total = 0.0;
   for (int64_t i = 0; i < n; ++i) {
-    Batch b = corpus_.val_batch(opt_.batch, opt_.seq, i);
+    Batch b = data_.val_batch(opt_.batch, opt_.seq, i);
     Var logits = model_.forward(b.inputs, b.B, b.T, ForwardOptions{});
     total += cross_entropy(logits, b.targets).value().data()[0];
   }
-  return total / n / std::log(2.0) / corpus_.bytes_per_token();
+  return total / n / std::log(2.0) / data_.bytes_per_token();
 }
 
 namespace {
@@ -198,9 +192,16 @@ TrainResult Trainer::run() {
   const int64_t tokens_per_step = opt_.batch * opt_.seq * opt_.accum;
   const int64_t start_step = step_;
   double last_val = std::nan("");
+  // A fresh run starts metrics.jsonl anew; a resumed one keeps the rows up to its step.
+  if (run_dir_ && !metrics_)
+    metrics_ = std::make_unique<MetricsLog>(run_dir_->dir(), step_ > 0 ? step_ : -1);
+  double loss_since_row = 0.0;
+  int64_t steps_since_row = 0;
   while (step_ < opt_.steps) {
     const double loss = train_step();
     r.losses.push_back(loss);
+    loss_since_row += loss;
+    ++steps_since_row;
     PF_CHECK(std::isfinite(loss), "training diverged: loss is ", loss, " at step ", step_);
     const double el = timer.seconds();
     const int64_t done = step_ - start_step;
@@ -210,8 +211,24 @@ TrainResult Trainer::run() {
     // The run's final checkpoint is written before its final evaluation.
     const bool ending = last || out_of_time;
     if (ending && run_dir_) save_checkpoint();
-    if (opt_.eval_every > 0 && (step_ % opt_.eval_every == 0 || ending))
-      last_val = evaluate_bpb(opt_.eval_batches);
+    const bool evaluated = opt_.eval_every > 0 && (step_ % opt_.eval_every == 0 || ending);
+    if (evaluated) last_val = evaluate_bpb(opt_.eval_batches);
+    if (metrics_ && (evaluated || step_ % opt_.log_every == 0 || ending)) {
+      const double el_now = timer.seconds();
+      metrics_->append({{"step", step_},
+                        {"tokens", step_ * tokens_per_step},
+                        {"loss", loss_since_row / steps_since_row},
+                        {"train_bpb", loss_since_row / steps_since_row / std::log(2.0) /
+                                          data_.bytes_per_token()},
+                        {"val_bpb", evaluated ? nlohmann::json(last_val) : nlohmann::json()},
+                        {"lr", lr_at(step_ - 1, opt_.warmup, opt_.steps, opt_.lr,
+                                     opt_.min_lr_ratio)},
+                        {"tokens_per_s", done * tokens_per_step / el_now},
+                        {"peak_mem_mib", peak_rss_kib() / 1024.0},
+                        {"seconds", el_now}});
+      loss_since_row = 0.0;
+      steps_since_row = 0;
+    }
     if (!opt_.quiet && (step_ % opt_.log_every == 0 || last || out_of_time)) {
       const double tps = done * tokens_per_step / el;
       double eta = (opt_.steps - step_) * el / done;

@@ -8,10 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "data/corpus.h"
+#include "data/batch_source.h"
 #include "io/run_dir.h"
 #include "models/lm.h"
 #include "train/adamw.h"
+#include "train/metrics_log.h"
 
 namespace pf {
 
@@ -52,8 +53,9 @@ struct TrainResult {
 
 class Trainer {
  public:
-  // Checkpoints go to run_dir, or (when null) to a RunDir opened on opt.out_dir, if any.
-  Trainer(LanguageModel& model, const Corpus& corpus, const TrainOptions& opt,
+  // Checkpoints and metrics.jsonl go to run_dir, or (when null) to a RunDir opened on
+  // opt.out_dir, if any.
+  Trainer(LanguageModel& model, const BatchSource& data, const TrainOptions& opt,
           std::unique_ptr<RunDir> run_dir = nullptr);
   // Loads weights, optimizer moments and the step counter from a checkpoint directory.
   void resume_from(const std::string& dir);
@@ -61,6 +63,10 @@ class Trainer {
   // Mean validation loss in bits per byte over up to max_batches batches.
   double evaluate_bpb(int64_t max_batches);
   int64_t step() const { return step_; }
+  // A file every checkpoint carries (e.g. task.json); its name must be one RunDir knows.
+  void add_checkpoint_file(const std::string& name, const std::string& bytes) {
+    extra_blobs_.emplace_back(name, bytes);
+  }
   // Path of the last checkpoint this trainer wrote; empty before the first.
   const std::string& last_checkpoint() const { return last_checkpoint_; }
 
@@ -69,10 +75,11 @@ class Trainer {
   void save_checkpoint();
 
   LanguageModel& model_;
-  const Corpus& corpus_;
+  const BatchSource& data_;
   TrainOptions opt_;
   std::unique_ptr<AdamW> adam_;
   std::unique_ptr<RunDir> run_dir_;  // locked for the trainer's lifetime; null without out_dir
+  std::unique_ptr<MetricsLog> metrics_;  // opened by run(), once the starting step is known
   std::string last_checkpoint_;
   // extra_files, read at the start: a resumed run removes the checkpoint they came from.
   std::vector<std::pair<std::string, std::string>> extra_blobs_;

@@ -1,0 +1,27 @@
+// Configs for `compare`: every architecture built at (nearly) the same parameter count.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace pf::cli {
+
+struct SizedArch {
+  std::string label;  // transformer | mamba | mamba2 | retnet | hybrid
+  nlohmann::json config;
+  int64_t params = 0;
+  std::string summary;  // "d_model 192, 8 layers, ..." for the config table
+};
+
+// The architectures `compare` knows, in report order.
+std::vector<std::string> compare_arch_labels();
+
+// A config of `label` with a parameter count as close to `budget` as its shape allows:
+// d_model in steps of 8 (16 for mamba2) at `depth` layers (twice that for the Mamba-style
+// stacks, which have no MLP), then the MLP width for attention and retention. Errors when
+// nothing lands within 5%.
+SizedArch size_arch(const std::string& label, int64_t budget, int64_t depth, int64_t vocab,
+                    int64_t max_context);
+
+}  // namespace pf::cli
