@@ -36,6 +36,7 @@ namespace {
 
 namespace fs = std::filesystem;
 constexpr const char* kMarker = ".postformer-compare";
+constexpr int64_t kMinSteps = 150;  // below this a time budget trades batch size for steps
 
 struct CompareArgs {
   CompareSettings s;
@@ -43,7 +44,7 @@ struct CompareArgs {
   std::vector<std::string> archs;
   int64_t depth = 4, tokens = 0, steps = 0;
   double minutes = 10;
-  bool overwrite = false, tasks = false;
+  bool overwrite = false, tasks = false, batch_given = false;
   TaskSuiteSettings task;
 };
 
@@ -213,32 +214,44 @@ void run_compare(CompareArgs& a) {
     if (steps == 0 && a.tokens > 0) steps = std::max<int64_t>(1, a.tokens / (a.s.batch * a.s.seq));
     if (steps == 0) {
       // A time budget: every arch gets the same tokens, so the step count comes from the
-      // sum of their measured step times (periodic validation included).
-      std::printf("measuring training speed for the %.1f-minute budget...\n", a.minutes);
-      double sum = 0;
-      for (const SizedArch& s : archs) {
-        const std::string tmp = (fs::path(a.out) / "results" / (s.label + ".speed.json")).string();
-        PF_CHECK(run_in_child(
-                     [&] {
-                       return nlohmann::json{{"s", calibrate_step_seconds(a.s, s)}};
-                     },
-                     tmp),
-                 s.label, ": the speed measurement failed (see above)");
-        const double v = read_json_file(tmp)["s"].get<double>();
-        fs::remove(tmp);
-        sec[s.label] = v;
-        sum += v;
-        std::printf("  %-12s %.3f s/step\n", s.label.c_str(), v);
+      // sum of their measured step times (periodic validation included). The measuring
+      // itself and the final measurements come out of the budget.
+      Timer planning;
+      for (;;) {
+        std::printf("measuring training speed at batch %ld for the %.1f-minute budget...\n",
+                    static_cast<long>(a.s.batch), a.minutes);
+        double sum = 0;
+        for (const SizedArch& s : archs) {
+          const std::string tmp =
+              (fs::path(a.out) / "results" / (s.label + ".speed.json")).string();
+          PF_CHECK(run_in_child(
+                       [&] {
+                         return nlohmann::json{{"s", calibrate_step_seconds(a.s, s)}};
+                       },
+                       tmp),
+                   s.label, ": the speed measurement failed (see above)");
+          const double v = read_json_file(tmp)["s"].get<double>();
+          fs::remove(tmp);
+          sec[s.label] = v;
+          sum += v;
+          std::printf("  %-12s %.3f s/step\n", s.label.c_str(), v);
+        }
+        // Validation: evals x eval_batches forwards, each about a third of a training step;
+        // the final measurements of each arch: about 3% of the budget.
+        const double eval_steps = a.s.evals * a.s.eval_batches / 3.0;
+        const double budget = a.minutes * 60 * 0.97 - planning.seconds();
+        steps = std::max<int64_t>(10, static_cast<int64_t>(budget / sum - eval_steps));
+        // A slow CPU affords few steps: smaller batches of the same tokens learn more from
+        // them early in training. Halve (down to 4) and measure again.
+        if (a.batch_given || steps >= kMinSteps || a.s.batch < 8) break;
+        a.s.batch /= 2;
       }
-      // Validation: evals x eval_batches forwards, each about a third of a training step.
-      const double eval_steps = a.s.evals * a.s.eval_batches / 3.0;
-      steps =
-          std::max<int64_t>(10, static_cast<int64_t>((a.minutes * 60 * 0.95) / sum - eval_steps));
     }
-    plan = {{"key", key}, {"steps", steps}, {"step_seconds", sec}};
+    plan = {{"key", key}, {"steps", steps}, {"batch", a.s.batch}, {"step_seconds", sec}};
     write_file_atomic(plan_path, plan.dump(2) + "\n");
   }
   const int64_t steps = plan["steps"].get<int64_t>();
+  a.s.batch = plan.value("batch", a.s.batch);
   std::printf("every architecture trains %ld steps of %ld x %ld tokens (%.2fM tokens)\n",
               static_cast<long>(steps), static_cast<long>(a.s.batch), static_cast<long>(a.s.seq),
               steps * a.s.batch * a.s.seq / 1e6);
@@ -347,7 +360,11 @@ void add_compare(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--tokens", a->tokens, "Training tokens per arch instead of --minutes");
   cmd->add_option("--steps", a->steps, "Training steps per arch instead of --minutes");
-  cmd->add_option("--batch", a->s.batch, "Sequences per step")->capture_default_str();
+  cmd->add_option("--batch", a->s.batch,
+                  "Sequences per step (a time budget that affords under 150 steps halves it, "
+                  "down to 4, unless given)")
+      ->capture_default_str()
+      ->each([a](const std::string&) { a->batch_given = true; });
   cmd->add_option("--seq", a->s.seq, "Tokens per sequence")->capture_default_str();
   cmd->add_option("--lr", a->s.lr, "Peak learning rate (the same for every arch)")
       ->capture_default_str();

@@ -52,6 +52,7 @@ struct TaskTrainArgs {
   TrainOptions opt;
   std::vector<int64_t> eval_lengths;
   int64_t eval_sequences = 256;
+  std::string init_from;  // continue from an earlier task run (a length curriculum)
   int threads = 0;
   bool overwrite = false;
   double dropout = 0.0;
@@ -75,10 +76,21 @@ void run_task_train(TaskTrainArgs& a) {
   auto run_dir = std::make_unique<RunDir>(a.opt.out_dir);
   RunDir::check_out_dir(a.opt.out_dir, a.overwrite, false);
   std::unique_ptr<LanguageModel> model;
-  try {
-    model = create_model(a.model.config(), a.opt.seed);
-  } catch (const Error& e) {
-    fail("the model shape flags (--arch, --d-model, ...) describe no valid model: ", e.what());
+  if (!a.init_from.empty()) {
+    PF_CHECK(fs::weakly_canonical(a.opt.out_dir) != fs::weakly_canonical(a.init_from),
+             "--out must differ from --init-from, so the original model stays intact");
+    model = load_model(a.init_from);
+    PF_CHECK(model->vocab_size() >= task->vocab_size(), "--init-from ", a.init_from,
+             ": its vocabulary (", model->vocab_size(), ") is smaller than the task's (",
+             task->vocab_size(), ")");
+    PF_CHECK(model->max_context() >= longest, "--init-from ", a.init_from, ": its context (",
+             model->max_context(), ") is shorter than ", longest);
+  } else {
+    try {
+      model = create_model(a.model.config(), a.opt.seed);
+    } catch (const Error& e) {
+      fail("the model shape flags (--arch, --d-model, ...) describe no valid model: ", e.what());
+    }
   }
   std::printf("task %s: model %s, %.3fM parameters, train at %ld tokens, %d threads\n",
               task->options().name.c_str(), model->arch().c_str(), model->num_params() / 1e6,
@@ -161,6 +173,8 @@ void add_task(CLI::App& app) {
   train->add_option("--steps", t->opt.steps, "Optimizer steps")->capture_default_str();
   add_train_flags(*train, t->opt, t->dropout);
   train->add_option("--out", t->opt.out_dir, "Run directory (default runs/task-NAME)");
+  train->add_option("--init-from", t->init_from,
+                    "Start from the model of an earlier task run (e.g. a shorter --seq)");
   train->add_flag("--overwrite", t->overwrite, "Replace the checkpoint of an earlier run in --out");
   train
       ->add_option("--eval-lengths", t->eval_lengths,

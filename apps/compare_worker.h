@@ -14,7 +14,7 @@ namespace pf::cli {
 struct CompareSettings {
   std::string data;
   double val_fraction = 0.01;
-  int64_t batch = 16, seq = 256, warmup = 30, eval_batches = 8, evals = 10;
+  int64_t batch = 16, seq = 256, warmup = 30, eval_batches = 4, evals = 8;
   double lr = 2e-3;
   uint64_t seed = 1;
   std::vector<int64_t> contexts;

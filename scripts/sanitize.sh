@@ -19,6 +19,8 @@ echo "sanitize: model tests (all but Archs/DefaultCorpus.*)"
 build-asan/pf_model_tests --gtest_brief=1 --gtest_filter='-Archs/DefaultCorpus.*'
 echo "sanitize: CLI end to end"
 bash tests/e2e/cli_test.sh "$PWD/build-asan/postformer" "$PWD"
+echo "sanitize: compare end to end"
+bash tests/e2e/compare_test.sh "$PWD/build-asan/postformer" "$PWD/build-asan/check_compare" "$PWD"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for f in build-asan/fuzz_*; do

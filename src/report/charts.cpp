@@ -23,18 +23,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A gnuplot single-quoted string: only the quote itself needs escaping (doubled).
+// A gnuplot double-quoted string: backslash and double quote escaped, newlines dropped, and
+// backquotes (gnuplot would run them as shell commands) made plain quotes.
 std::string quoted(const std::string& s) {
-  std::string out = "'";
+  std::string out = "\"";
   for (char c : s) {
-    if (c == '\'')
-      out += "''";
+    if (c == '"' || c == '\\')
+      out += '\\', out += c;
     else if (c == '\n' || c == '\r')
       out += ' ';
+    else if (c == '`')
+      out += '\'';
     else
       out += c;
   }
-  return out + "'";
+  return out + "\"";
 }
 
 // Runs `gnuplot script`, stderr into err_path; returns the exit status (127: not found).

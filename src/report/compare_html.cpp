@@ -78,8 +78,19 @@ std::string table(const report::Rows& rows) {
 
 }  // namespace
 
+namespace {
+std::string html_of(const nlohmann::json& r, const std::string& dir,
+                    const std::vector<std::string>& pngs);
+}
+
 std::string report_html(const nlohmann::json& r, const std::string& dir,
                         const std::vector<std::string>& pngs) {
+  return report::guarded([&] { return html_of(r, dir, pngs); });
+}
+
+namespace {
+std::string html_of(const nlohmann::json& r, const std::string& dir,
+                    const std::vector<std::string>& pngs) {
   report::check_results(r);
   std::ostringstream os;
   os << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
@@ -116,5 +127,6 @@ std::string report_html(const nlohmann::json& r, const std::string& dir,
   os << "</body></html>\n";
   return os.str();
 }
+}  // namespace
 
 }  // namespace pf

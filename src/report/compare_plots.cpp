@@ -1,7 +1,9 @@
 // The plots of a compare report, and write_report, which writes every artefact.
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
+#include "base/error.h"
 #include "io/atomic_file.h"
 #include "report/charts.h"
 #include "report/compare_report.h"
@@ -12,7 +14,16 @@ namespace pf {
 namespace fs = std::filesystem;
 using report::num;
 
+namespace {
+std::vector<std::string> plots_of(const nlohmann::json& r, const std::string& dir);
+}
+
 std::vector<std::string> write_plots(const nlohmann::json& r, const std::string& dir) {
+  return report::guarded([&] { return plots_of(r, dir); });
+}
+
+namespace {
+std::vector<std::string> plots_of(const nlohmann::json& r, const std::string& dir) {
   report::check_results(r);
   std::vector<std::string> written;
   auto draw = [&](const Chart& c, const std::string& name) {
@@ -78,11 +89,18 @@ std::vector<std::string> write_plots(const nlohmann::json& r, const std::string&
   draw(mq, "mqar_accuracy.png");
   return written;
 }
+}  // namespace
 
 void write_report(const nlohmann::json& results, const std::string& dir) {
   report::check_results(results);
   write_file_atomic((fs::path(dir) / "results.json").string(), results.dump(2) + "\n");
-  const std::vector<std::string> pngs = write_plots(results, dir);
+  // The figures matter more than the pictures: without gnuplot the report has no plots.
+  std::vector<std::string> pngs;
+  try {
+    pngs = write_plots(results, dir);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "warning: the report has no plots: %s\n", e.what());
+  }
   write_file_atomic((fs::path(dir) / "report.md").string(), report_markdown(results, pngs));
   write_file_atomic((fs::path(dir) / "report.html").string(), report_html(results, dir, pngs));
 }

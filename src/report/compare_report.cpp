@@ -164,12 +164,20 @@ std::vector<std::pair<std::string, Rows>> report::task_rows(const nlohmann::json
   return out;
 }
 
+std::string markdown_of(const nlohmann::json& r, const std::vector<std::string>& pngs);
+
 std::string report_table(const nlohmann::json& results) {
-  report::check_results(results);
-  return aligned(report::main_rows(results));
+  return report::guarded([&] {
+    report::check_results(results);
+    return aligned(report::main_rows(results));
+  });
 }
 
 std::string report_markdown(const nlohmann::json& r, const std::vector<std::string>& pngs) {
+  return report::guarded([&] { return markdown_of(r, pngs); });
+}
+
+std::string markdown_of(const nlohmann::json& r, const std::vector<std::string>& pngs) {
   report::check_results(r);
   std::ostringstream os;
   os << "# postformer compare\n\n";
@@ -288,13 +296,15 @@ int compare_into(const nlohmann::json& now, const nlohmann::json& old, std::ostr
 }  // namespace
 
 std::string report_against(const nlohmann::json& now, const nlohmann::json& old) {
-  std::ostringstream os;
-  compare_into(now, old, &os);
-  return os.str();
+  return report::guarded([&] {
+    std::ostringstream os;
+    compare_into(now, old, &os);
+    return os.str();
+  });
 }
 
 int count_regressions(const nlohmann::json& now, const nlohmann::json& old) {
-  return compare_into(now, old, nullptr);
+  return report::guarded([&] { return compare_into(now, old, nullptr); });
 }
 
 }  // namespace pf

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/error.h"
+
 namespace pf::report {
 
 // j[k1][k2]... as a number, NaN when any step is missing or not a number.
@@ -40,6 +42,16 @@ Rows main_rows(const nlohmann::json& r);             // one row per arch: the he
 Rows config_rows(const nlohmann::json& r);           // arch, parameters, shape
 Rows decode_rows(const nlohmann::json& r);           // arch x context: decode ms, state MiB
 std::vector<std::pair<std::string, Rows>> task_rows(const nlohmann::json& r);  // per task
+
+// Runs f, turning a JSON type error on a malformed results.json into a pf::Error.
+template <typename F>
+auto guarded(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("results.json: ") + e.what());
+  }
+}
 
 // Checks the parts of results.json every report needs; errors name the key.
 void check_results(const nlohmann::json& r);

@@ -55,6 +55,17 @@ if "$BIN" compare "${args[@]}" --out "$TMP/mine" > "$TMP/m.log" 2>&1; then fail 
 "$BIN" compare --data "$TMP/text.txt" --params 2x --out "$TMP/x" > "$TMP/p.log" 2>&1 && fail "--params 2x accepted"
 grep -q "is not a number" "$TMP/p.log" || fail "no clear message for --params"
 
+# --tasks: every task trains and is scored; the report gains its tables and two plots.
+"$BIN" compare --data "$TMP/text.txt" --archs transformer,mamba --params 120k --depth 2 \
+  --steps 4 --batch 4 --seq 64 --contexts 32,64 --decode-steps 2 --prefill-tokens 64 --tasks \
+  --task-steps 8 --task-length 128 --task-lengths 128,256 --mqar-length 64 --mqar-vocab 128 \
+  --mqar-pairs 4,8 --task-sequences 8 --threads 2 --out "$TMP/tasks" > "$TMP/tasks.log" 2>&1 \
+  || { cat "$TMP/tasks.log"; fail "compare --tasks failed"; }
+for f in task_accuracy.png mqar_accuracy.png; do [ -s "$TMP/tasks/$f" ] || fail "no $f"; done
+grep -q "## Task: induction" "$TMP/tasks/report.md" || fail "no induction table"
+grep -q "mqar length     64 pairs   8: accuracy" "$TMP/tasks.log" || fail "no MQAR score"
+bash "$SRC/tests/e2e/report_html_test.sh" "$TMP/tasks"
+
 # plot: training curves of several runs into one PNG.
 "$BIN" plot "$TMP/cmp/runs/transformer" "$TMP/cmp/runs/mamba" --out "$TMP/curves.png" > /dev/null
 [ "$(head -c 4 "$TMP/curves.png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "plot wrote no PNG"
