@@ -22,11 +22,12 @@ train=(train --data text.txt --d-model 16 --layers 1 --heads 2 --seq 16 --batch 
 "$BIN" "${train[@]}" --out ref > /dev/null
 ref=ref/$(cat ref/latest)
 
-# Every file of a finished run: the marker, `latest`, and one checkpoint with its 4 files.
+# Every file of a finished run: the marker, `latest`, metrics.jsonl, and one checkpoint with
+# its 4 files.
 check_clean() {
   local dir=$1
   local extra
-  extra=$(find "$dir" -mindepth 1 | grep -v -E "^$dir/(\.postformer-run|latest|step-[0-9.]+(/(config\.json|model\.safetensors|optimizer\.safetensors|trainer_state\.json))?)$" || true)
+  extra=$(find "$dir" -mindepth 1 | grep -v -E "^$dir/(\.postformer-run|latest|metrics\.jsonl|step-[0-9.]+(/(config\.json|model\.safetensors|optimizer\.safetensors|trainer_state\.json))?)$" || true)
   [ -z "$extra" ] || fail "stray files after a finished run in $dir: $extra"
   [ "$(find "$dir" -mindepth 1 -maxdepth 1 -name 'step-*' | wc -l)" -eq 1 ] ||
     fail "$dir holds more than one checkpoint"
