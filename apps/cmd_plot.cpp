@@ -31,7 +31,7 @@ void run_plot(const PlotArgs& a) {
     const std::string name = fs::path(run).filename().empty()
                                  ? fs::path(run).parent_path().filename().string()
                                  : fs::path(run).filename().string();
-    Series train{name + " train"}, val{name + " validation"};
+    Series train = make_series(name + " train"), val = make_series(name + " validation");
     for (const nlohmann::json& r : rows) {
       PF_CHECK(r.contains("tokens") && r["tokens"].is_number(), run,
                ": a metrics row has no 'tokens'");

@@ -98,7 +98,9 @@ void draw_png(const Chart& c, const std::string& png_path) {
     const Series& s = c.series[i];
     PF_CHECK(s.x.size() == s.y.size(), "chart '", c.title, "': series '", s.title, "' has ",
              s.x.size(), " x and ", s.y.size(), " y values");
-    const std::string data = (fs::path(tmp.path) / ("s" + std::to_string(i) + ".dat")).string();
+    std::string file = std::to_string(i);
+    file += ".dat";
+    const std::string data = (fs::path(tmp.path) / file).string();
     std::ofstream f(data);
     int64_t n = 0;
     for (size_t k = 0; k < s.x.size(); ++k) {
@@ -122,7 +124,10 @@ void draw_png(const Chart& c, const std::string& png_path) {
   if (c.logx) script += "set logscale x\n";
   if (c.logy) script += "set logscale y\n";
   script += "plot ";
-  for (size_t i = 0; i < plots.size(); ++i) script += (i ? ", \\\n     " : "") + plots[i];
+  for (size_t i = 0; i < plots.size(); ++i) {
+    if (i) script += ", \\\n     ";
+    script += plots[i];
+  }
   script += "\nset output\n";
   const std::string script_path = (fs::path(tmp.path) / "chart.gp").string();
   std::ofstream(script_path) << script;

@@ -17,6 +17,18 @@ struct Chart {
   std::vector<Series> series;  // empty series are skipped
 };
 
+inline Series make_series(const std::string& title) {
+  Series s;
+  s.title = title;
+  return s;
+}
+inline Chart make_chart(const std::string& title, const std::string& xlabel,
+                        const std::string& ylabel, bool logx = false, bool logy = false) {
+  Chart c;
+  c.title = title, c.xlabel = xlabel, c.ylabel = ylabel, c.logx = logx, c.logy = logy;
+  return c;
+}
+
 bool gnuplot_available();
 
 // Writes the chart to png_path (atomically: a reader never sees half an image). Errors name

@@ -36,14 +36,18 @@ std::vector<std::string> plots_of(const nlohmann::json& r, const std::string& di
   const double bpt = std::isfinite(num(r, {"corpus", "bytes_per_token"}))
                          ? num(r, {"corpus", "bytes_per_token"})
                          : 1.0;
-  Chart val{"Validation bits per byte against training tokens", "training tokens",
-            "validation bits per byte"};
-  Chart loss{"Training loss against training tokens", "training tokens", "training bits per byte"};
-  Chart lat{"Decode latency against context", "context (tokens)", "ms per token", true, false};
-  Chart mem{"Inference state memory against context", "context (tokens)", "state MiB", true, true};
+  Chart val = make_chart("Validation bits per byte against training tokens", "training tokens",
+                         "validation bits per byte");
+  Chart loss = make_chart("Training loss against training tokens", "training tokens",
+                          "training bits per byte");
+  Chart lat =
+      make_chart("Decode latency against context", "context (tokens)", "ms per token", true, false);
+  Chart mem = make_chart("Inference state memory against context", "context (tokens)", "state MiB",
+                         true, true);
   for (const nlohmann::json& a : r["archs"]) {
     const std::string name = a["arch"].get<std::string>();
-    Series v{name}, l{name}, d{name}, m{name};
+    Series v = make_series(name), l = make_series(name), d = make_series(name),
+           m = make_series(name);
     if (a.contains("curve") && a["curve"].is_array())
       for (const nlohmann::json& p : a["curve"]) {
         const double t = num(p, {"tokens"});
@@ -69,15 +73,16 @@ std::vector<std::string> plots_of(const nlohmann::json& r, const std::string& di
   draw(lat, "decode_latency.png");
   draw(mem, "state_memory.png");
   // Tasks: accuracy against length (copying, induction), and MQAR against pairs.
-  Chart acc{"Task accuracy against sequence length", "sequence length", "accuracy (%)", true,
-            false};
-  Chart mq{"MQAR accuracy against key-value pairs", "key-value pairs", "accuracy (%)", true, false};
+  Chart acc = make_chart("Task accuracy against sequence length", "sequence length", "accuracy (%)",
+                         true, false);
+  Chart mq = make_chart("MQAR accuracy against key-value pairs", "key-value pairs", "accuracy (%)",
+                        true, false);
   for (const nlohmann::json& a : r["archs"]) {
     if (!a.contains("tasks") || !a["tasks"].is_object()) continue;
     const std::string name = a["arch"].get<std::string>();
     for (const auto& [task, rows] : a["tasks"].items()) {
       if (!rows.is_array()) continue;
-      Series s{name + " " + task};
+      Series s = make_series(name + " " + task);
       for (const nlohmann::json& row : rows) {
         s.x.push_back(task == "mqar" ? num(row, {"pairs"}) : num(row, {"length"}));
         s.y.push_back(100.0 * num(row, {"accuracy"}));

@@ -162,12 +162,12 @@ TEST(CompareReport, ChartsSurviveQuotesAndSkipNonFinitePoints) {
   if (!gnuplot_available()) GTEST_SKIP() << "gnuplot is not installed";
   const std::string png = (fs::temp_directory_path() / "pf_chart_test.png").string();
   const std::string marker = (fs::temp_directory_path() / "pf_chart_ran").string();
-  Chart c{"it's a \"title\" with \\ and '' quotes `touch " + marker + "`", "x", "y"};
+  Chart c = make_chart("it's a \"title\" with \\ and '' quotes `touch " + marker + "`", "x", "y");
   c.series.push_back({"a'b", {1, 2, 3}, {1, std::nan(""), 3}});
   draw_png(c, png);
   EXPECT_EQ(slurp(png).rfind("\x89PNG", 0), 0u);
   EXPECT_FALSE(fs::exists(marker)) << "a backquoted command in a title ran";
-  Chart empty{"nothing", "x", "y"};
+  Chart empty = make_chart("nothing", "x", "y");
   empty.series.push_back({"s", {1}, {INFINITY}});
   EXPECT_THROW(draw_png(empty, png), Error);
   fs::remove(png);
