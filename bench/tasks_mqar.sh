@@ -2,12 +2,12 @@
 # MQAR (Zoology's set-up at CPU scale): a 2-layer Transformer and a 4-layer Mamba of d_model
 # 64 (0.12M and 0.15M parameters), trained on 64-token sequences with 4, 8 or 16 key-value
 # pairs over a 256-token vocabulary (Zoology: 8192, 64-512 tokens, 64 epochs of 100k
-# sequences; here 2000 steps of 64 sequences, 2% of that), scored at each pair count.
+# sequences; here 6000 steps of 64 sequences, 6% of that), scored at each pair count.
 # Writes bench/results/mqar_{transformer,mamba}.json.
 # Usage: bash bench/tasks_mqar.sh [STEPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS=${1:-2000}
+STEPS=${1:-6000}
 P=./build/postformer
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
