@@ -56,14 +56,8 @@ int64_t parse_count(const std::string& flag, const std::string& text) {
     mult = 1e6, num.pop_back();
   else if (!num.empty() && (num.back() == 'K' || num.back() == 'k'))
     mult = 1e3, num.pop_back();
-  size_t used = 0;
   double v = 0;
-  try {
-    v = std::stod(num, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  PF_CHECK(used == num.size() && used > 0 && std::isfinite(v), flag, " '", text,
+  PF_CHECK(parse_whole_double(num, &v) && std::isfinite(v), flag, " '", text,
            "' is not a number (e.g. 2M, 500k, 1500000)");
   const double n = v * mult;
   PF_CHECK(n >= 1e4 && n <= 1e10, flag, " ", text, " is outside [10k, 10G]");

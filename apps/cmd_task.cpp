@@ -102,9 +102,7 @@ void run_task_train(TaskTrainArgs& a) {
               static_cast<long>(r.steps_done), r.seconds, r.val_bpb);
   std::vector<int64_t> lengths = a.eval_lengths;
   if (lengths.empty()) lengths.push_back(a.opt.seq);
-  for (const TaskResultRow& row :
-       score_task(*model, task->options(), lengths, a.eval_sequences, /*print=*/true))
-    (void)row;
+  score_task(*model, task->options(), lengths, a.eval_sequences, /*print=*/true);
   std::printf("checkpoint: %s\n", a.opt.out_dir.c_str());
 }
 

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 
 namespace pf::cli {
@@ -14,6 +15,18 @@ void add_info(CLI::App& app);
 void add_task(CLI::App& app);
 void add_compare(CLI::App& app);
 void add_plot(CLI::App& app);
+
+// A flag value that is one number and nothing else ("0.97", not "0.97x" or ""); false
+// otherwise, so the caller can name the flag in its error.
+inline bool parse_whole_double(const std::string& s, double* out) {
+  size_t used = 0;
+  try {
+    *out = std::stod(s, &used);
+  } catch (const std::exception&) {
+    return false;
+  }
+  return !s.empty() && used == s.size();
+}
 
 // For unsigned flags (seeds): digits only, below 2^64 (a minus would wrap, a larger value
 // would saturate).

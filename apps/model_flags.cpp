@@ -1,5 +1,6 @@
 #include "apps/model_flags.h"
 
+#include "apps/commands.h"
 #include "base/checks.h"
 #include "base/error.h"
 #include "io/config_json.h"
@@ -70,14 +71,8 @@ nlohmann::json decay_value(const std::string& s) {
   while (start <= s.size()) {
     const size_t end = std::min(s.find(',', start), s.size());
     const std::string item = s.substr(start, end - start);
-    size_t used = 0;
     double v = 0;
-    try {
-      v = std::stod(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    PF_CHECK(used == item.size() && !item.empty(), "--retention-decay: '", item,
+    PF_CHECK(parse_whole_double(item, &v), "--retention-decay: '", item,
              "' is not a number (give torchscale, paper, or decays like 0.97,0.99)");
     list.push_back(v);
     start = end + 1;
