@@ -396,18 +396,24 @@ Var scale_rows(const Var& x, const Tensor& factors) {
 }
 
 Var attention(const Var& q, const Var& k, const Var& v) {
+  PF_CHECK(q.value().dim() == 4 && k.value().dim() == 4 && q.shape()[1] == k.shape()[1],
+           "attention: q ", shape_str(q.shape()), " and k ", shape_str(k.shape()), " do not match");
+  return attention(q, k, v, cpu::AttnMask::Causal, 0);
+}
+
+Var attention(const Var& q, const Var& k, const Var& v, cpu::AttnMask mask, int64_t q_pos0) {
   check_contig(q, "attention");
   check_contig(k, "attention");
   check_contig(v, "attention");
   check_same(k, v, "attention");
   PF_CHECK(q.value().dim() == 4 && k.value().dim() == 4 && q.shape()[0] == k.shape()[0] &&
-               q.shape()[1] == k.shape()[1] && q.shape()[3] == k.shape()[3],
+               q.shape()[3] == k.shape()[3],
            "attention: q ", shape_str(q.shape()), " and k ", shape_str(k.shape()), " do not match");
-  const int64_t B = q.shape()[0], T = q.shape()[1], H = q.shape()[2], hd = q.shape()[3];
-  const int64_t KV = k.shape()[2];
-  cpu::AttnShape s = cpu::attn_shape(B, T, T, H, KV, hd, 0);
+  const int64_t B = q.shape()[0], Tq = q.shape()[1], H = q.shape()[2], hd = q.shape()[3];
+  const int64_t Tk = k.shape()[1], KV = k.shape()[2];
+  const cpu::AttnShape s = cpu::attn_shape(B, Tq, Tk, H, KV, hd, mask, q_pos0);
   Var y = make_out(q.shape());
-  Tensor lse = Tensor::empty({B, H, T});
+  Tensor lse = Tensor::empty({B, H, Tq});
   cpu::attention_fwd(s, q.data(), k.data(), v.data(), y.data(), lse.data());
   if (needs_grad({&q, &k, &v})) {
     y.set_requires_grad(true);

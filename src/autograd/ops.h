@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "autograd/tape.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/rope.h"
 
 namespace pf {
@@ -61,5 +62,8 @@ Var scale_rows(const Var& x, const Tensor& factors);
 
 // q: (B, T, H, hd); k, v: (B, T, KV, hd) -> (B, T, H, hd). Causal, tiled.
 Var attention(const Var& q, const Var& k, const Var& v);
+// q: (B, Tq, H, hd); k, v: (B, Tk, KV, hd) -> (B, Tq, H, hd), for any Tq and Tk. The mask is
+// a mode; q_pos0 is query 0's position among the keys for AttnMask::Causal.
+Var attention(const Var& q, const Var& k, const Var& v, cpu::AttnMask mask, int64_t q_pos0 = 0);
 
 }  // namespace pf

@@ -37,7 +37,8 @@ struct RefOut {
 void ref_row(const AttnShape& s, const float* q, const float* k, const float* v, int64_t b,
              int64_t h, int64_t i, double* out, double* lse) {
   const int64_t g = h / (s.H / s.KV);
-  const int64_t nvis = s.q_pos0 + i + 1;
+  // Written out from the mask's definition rather than taken from the shape's helpers.
+  const int64_t nvis = s.see_all ? s.Tk : s.q_pos0 + i + 1;
   const float* qi = q + ((b * s.Tq + i) * s.H + h) * s.hd;
   std::vector<double> p(nvis);
   double mx = -1e300;
@@ -315,4 +316,83 @@ TEST(Attention, DecodeRowsOverALongCacheMatchNaive) {
         EXPECT_LT(max_abs_diff(out, naive), 2e-5) << "Tq " << Tq << " Tk " << Tk << " hd " << hd;
         EXPECT_LT(max_abs_diff(lse, ref.lse), 2e-5);
       }
+}
+
+namespace {
+
+// (mask, Tq, Tk): cross-attention shapes with Tq != Tk for every mask mode.
+using MaskCase = std::tuple<pf::cpu::AttnMask, int64_t, int64_t>;
+
+pf::cpu::AttnShape mask_shape(const MaskCase& c, int64_t B, int64_t H, int64_t KV, int64_t hd) {
+  const auto [mask, Tq, Tk] = c;
+  // Causal: queries in the middle of the keys (keys after the last query are never seen).
+  const int64_t pos0 = mask == pf::cpu::AttnMask::Causal ? (Tk - Tq) / 2 : 0;
+  return pf::cpu::attn_shape(B, Tq, Tk, H, KV, hd, mask, pos0);
+}
+
+}  // namespace
+
+TEST(AttentionMasks, EveryMaskMatchesNaiveAndReferenceWithTqNotTk) {
+  using pf::cpu::AttnMask;
+  for (AttnMask mask : {AttnMask::Causal, AttnMask::RightAligned, AttnMask::None})
+    for (auto [Tq, Tk] : {std::pair<int64_t, int64_t>{1, 200}, {3, 70}, {64, 150}, {70, 300},
+                          {130, 131}})
+      for (int64_t hd : {16, 24}) {
+        if (mask == AttnMask::None && Tq > Tk) continue;
+        const int64_t B = 2, H = 4, KV = 2;
+        const AttnShape s = mask_shape({mask, Tq, Tk}, B, H, KV, hd);
+        const uint64_t seed = Tq * 7 + Tk * 13 + hd + static_cast<uint64_t>(mask) * 1000;
+        const auto q = random_vec(B * Tq * H * hd, seed, -2.0f, 2.0f);
+        const auto k = random_vec(B * Tk * KV * hd, seed + 1, -2.0f, 2.0f);
+        const auto v = random_vec(B * Tk * KV * hd, seed + 2);
+        std::vector<float> out(q.size(), NAN), lse(B * H * Tq, NAN), naive(q.size(), NAN);
+        pf::cpu::attention_fwd(s, q.data(), k.data(), v.data(), out.data(), lse.data());
+        pf::cpu::attention_naive(s, q.data(), k.data(), v.data(), naive.data());
+        const RefOut ref = ref_attention(s, q.data(), k.data(), v.data());
+        SCOPED_TRACE("mask " + std::to_string(static_cast<int>(mask)) + " Tq " +
+                     std::to_string(Tq) + " Tk " + std::to_string(Tk) + " hd " +
+                     std::to_string(hd));
+        EXPECT_LT(max_abs_diff(naive, ref.out), 1e-6);
+        EXPECT_LT(max_abs_diff(out, ref.out), 2e-5);
+        EXPECT_LT(max_abs_diff(lse, ref.lse), 2e-5);
+      }
+}
+
+TEST(AttentionMasks, RightAlignedIsCausalFromTheEnd) {
+  // Latent i at absolute position Tk - Tq + i sees keys <= Tk - Tq + i.
+  const AttnShape r = attn_shape(1, 8, 40, 2, 1, 16, pf::cpu::AttnMask::RightAligned);
+  EXPECT_EQ(r.q_pos0, 32);
+  EXPECT_EQ(r.last_key(0), 32);
+  EXPECT_EQ(r.last_key(7), 39);
+  const AttnShape n = attn_shape(1, 8, 40, 2, 1, 16, pf::cpu::AttnMask::None);
+  EXPECT_EQ(n.last_key(0), 39);
+  EXPECT_EQ(n.first_row_seeing(39), 0);
+  // None with more queries than keys is allowed (every query sees every key).
+  std::vector<float> q(1 * 50 * 1 * 16, 0.5f), kv(1 * 4 * 1 * 16, 0.25f), out(q.size());
+  EXPECT_NO_THROW(pf::cpu::attention_fwd(attn_shape(1, 50, 4, 1, 1, 16, pf::cpu::AttnMask::None),
+                                         q.data(), kv.data(), kv.data(), out.data(), nullptr));
+  EXPECT_FLOAT_EQ(out[49 * 16 + 3], 0.25f);
+}
+
+TEST(AttentionMasks, BackwardMatchesFiniteDifferencesForEveryMask) {
+  using pf::cpu::AttnMask;
+  // Tq != Tk; 70 keys cross a tile boundary.
+  check_bwd_fd(mask_shape({AttnMask::Causal, 12, 70}, 1, 2, 1, 4), 600);
+  check_bwd_fd(mask_shape({AttnMask::RightAligned, 12, 70}, 1, 2, 1, 4), 700);
+  check_bwd_fd(mask_shape({AttnMask::None, 12, 70}, 1, 4, 2, 4), 800);
+  check_bwd_fd(mask_shape({AttnMask::None, 66, 20}, 1, 2, 2, 32), 900);
+}
+
+TEST(AttentionMasks, TapedOpGradientsForCrossAttention) {
+  using pf::cpu::AttnMask;
+  for (AttnMask mask : {AttnMask::Causal, AttnMask::RightAligned, AttnMask::None}) {
+    const int64_t B = 2, Tq = 5, Tk = 9, H = 2, KV = 1, hd = 8;
+    const pf::Var q = pf::test_util::random_var({B, Tq, H, hd}, 11, -1.5f, 1.5f);
+    const pf::Var k = pf::test_util::random_var({B, Tk, KV, hd}, 12, -1.5f, 1.5f);
+    const pf::Var v = pf::test_util::random_var({B, Tk, KV, hd}, 13);
+    const int64_t pos0 = mask == AttnMask::Causal ? 2 : 0;
+    EXPECT_TRUE(pf::test_util::gradcheck({q, k, v}, [&](const std::vector<pf::Var>& x) {
+      return pf::attention(x[0], x[1], x[2], mask, pos0);
+    })) << "mask " << static_cast<int>(mask);
+  }
 }

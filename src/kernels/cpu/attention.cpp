@@ -96,7 +96,7 @@ inline void outer_accumulate(const float* w, const float* const* rows, int64_t n
   }
 }
 
-// Masks keys after each row's position (s = -inf) for rows at positions qpos[r].
+// Masks keys after each row's last visible key qpos[r] (s = -inf), and the tile's padding.
 template <int R>
 inline void causal_mask(float* s, const int64_t* qpos, int64_t j0, int64_t nj) {
   for (int r = 0; r < R; ++r) {
@@ -122,7 +122,7 @@ void fwd_rows(const AttnShape& sh, int64_t hdp, const float* qbase, int64_t q_ts
   for (int r = 0; r < R; ++r) {
     rows[r] = qbase + (i0 + i + r) * q_ts;
     outs[r] = st.acc + (i + r) * hdp;
-    qpos[r] = sh.q_pos0 + i0 + i + r;
+    qpos[r] = sh.last_key(i0 + i + r);
   }
   scores_tile<R>(rows, kt, hdp, sh.scale, st.s);
   causal_mask<R>(st.s, qpos, j0, nj);
@@ -173,12 +173,12 @@ void attention_fwd_impl(const AttnShape& s, const float* q, const float* k, cons
           std::fill(m.begin(), m.end(), kNegInf);
           std::fill(l.begin(), l.end(), 0.0f);
           std::fill(acc.begin(), acc.end(), 0.0f);
-          const int64_t kend = s.q_pos0 + i0 + ni;  // keys visible to the last row
+          const int64_t kend = s.last_key(i0 + ni - 1) + 1;  // keys visible to the last row
           for (int64_t j0 = 0; j0 < kend; j0 += kTile) {
             const int64_t nj = std::min(kTile, kend - j0);
             transpose_tile(kbase + j0 * s.k_ts, s.k_ts, nj, hdp, kt.data());
             // Rows whose position is before j0 see nothing in this tile.
-            int64_t i = std::max<int64_t>(0, j0 - s.q_pos0 - i0);
+            int64_t i = std::max<int64_t>(0, s.first_row_seeing(j0) - i0);
             for (; i + R <= ni; i += R)
               fwd_rows<NV, R>(s, hdp, qbase, s.q_ts, kt.data(), vbase + j0 * s.k_ts, s.k_ts, j0, nj,
                               i0, i, st);
@@ -212,7 +212,7 @@ void attention_decode_impl(const AttnShape& s, const float* q, const float* k, c
   std::vector<float> pm(nsplit * H), pl(nsplit * H), po(nsplit * H * hdp);
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t i = 0; i < s.Tq; ++i) {
-      const int64_t nvis = s.q_pos0 + i + 1;
+      const int64_t nvis = s.last_key(i) + 1;
       const int64_t used = (nvis + kRange - 1) / kRange;
       const float* qrow = q + b * s.q_bs + i * s.q_ts;
 #pragma omp parallel
@@ -305,7 +305,7 @@ void bwd_rows(const AttnShape& s, const float* qbase, const float* dobase, float
     qr[r] = qbase + (i + r) * s.q_ts;
     dor[r] = dobase + (i + r) * s.o_ts;
     dqr[r] = dqbase + (i + r) * s.q_ts;
-    qpos[r] = s.q_pos0 + i + r;
+    qpos[r] = s.last_key(i + r);
   }
   scores_tile<R>(qr, t.kt, hdp, s.scale, t.p);
   causal_mask<R>(t.p, qpos, j0, nj);
@@ -344,7 +344,7 @@ void attention_bwd_impl(const AttnShape& s, const float* q, const float* k, cons
         const float* vbase = v + b * s.k_bs + kvh * hdp;
         float* dkbase = dk + b * s.k_bs + kvh * hdp;
         float* dvbase = dv + b * s.k_bs + kvh * hdp;
-        const int64_t kend = s.q_pos0 + s.Tq;
+        const int64_t kend = s.last_key(s.Tq - 1) + 1;
         for (int64_t j0 = 0; j0 < kend; j0 += kTile) {
           const int64_t nj = std::min(kTile, kend - j0);
           transpose_tile(kbase + j0 * s.k_ts, s.k_ts, nj, hdp, kt.data());
@@ -361,7 +361,7 @@ void attention_bwd_impl(const AttnShape& s, const float* q, const float* k, cons
             const float* lrow = lse + (b * s.H + h) * s.Tq;
             // delta_i = dout_i . out_i (the softmax Jacobian's row term); tile-independent,
             // recomputed per tile to keep the scratch O(Tq) rather than O(H * Tq).
-            const int64_t ibeg = std::max<int64_t>(0, j0 - s.q_pos0);
+            const int64_t ibeg = s.first_row_seeing(j0);
             for (int64_t i = ibeg; i < s.Tq; ++i) {
               v16 acc = simd::splat(0.0f);
               for (int c = 0; c < NV; ++c)
@@ -427,6 +427,7 @@ void unpad_heads(const std::vector<float>& y, int64_t B, int64_t T, int64_t head
 AttnShape padded_shape(const AttnShape& s, int64_t hdp) {
   AttnShape p = attn_shape(s.B, s.Tq, s.Tk, s.H, s.KV, hdp, s.q_pos0);
   p.scale = s.scale;
+  p.see_all = s.see_all;
   return p;
 }
 
@@ -434,7 +435,9 @@ void check_shape(const AttnShape& s) {
   PF_CHECK(s.H % s.KV == 0, "attention: ", s.H, " query heads not divisible by ", s.KV,
            " key/value heads");
   PF_CHECK(s.hd > 0 && s.hd <= 256, "attention: head dim ", s.hd, " must be in [1, 256]");
-  PF_CHECK(s.q_pos0 >= 0 && s.q_pos0 + s.Tq <= s.Tk, "attention: queries reach past the last key");
+  PF_CHECK(s.B > 0 && s.Tq > 0 && s.Tk > 0, "attention: empty batch, queries or keys");
+  PF_CHECK(s.see_all || (s.q_pos0 >= 0 && s.q_pos0 + s.Tq <= s.Tk),
+           "attention: queries reach past the last key");
 }
 }  // namespace
 
@@ -447,6 +450,22 @@ AttnShape attn_shape(int64_t B, int64_t Tq, int64_t Tk, int64_t H, int64_t KV, i
   s.k_ts = KV * hd, s.k_bs = Tk * KV * hd;
   s.scale = 1.0f / std::sqrt(static_cast<float>(hd));
   return s;
+}
+
+AttnShape attn_shape(int64_t B, int64_t Tq, int64_t Tk, int64_t H, int64_t KV, int64_t hd,
+                     AttnMask mask, int64_t q_pos0) {
+  switch (mask) {
+    case AttnMask::Causal:
+      return attn_shape(B, Tq, Tk, H, KV, hd, q_pos0);
+    case AttnMask::RightAligned:
+      return attn_shape(B, Tq, Tk, H, KV, hd, Tk - Tq);
+    case AttnMask::None: {
+      AttnShape s = attn_shape(B, Tq, Tk, H, KV, hd, 0);
+      s.see_all = true;
+      return s;
+    }
+  }
+  fail("attention: unknown mask mode");
 }
 
 void attention_fwd(const AttnShape& s, const float* q, const float* k, const float* v, float* out,
@@ -509,7 +528,7 @@ void attention_naive(const AttnShape& s, const float* q, const float* k, const f
     for (int64_t h = 0; h < s.H; ++h)
       for (int64_t i = 0; i < s.Tq; ++i) {
         const float* qi = q + b * s.q_bs + i * s.q_ts + h * s.hd;
-        const int64_t nvis = s.q_pos0 + i + 1;
+        const int64_t nvis = s.last_key(i) + 1;
         double mx = -1e300;
         for (int64_t j = 0; j < nvis; ++j) {
           const float* kj = k + b * s.k_bs + j * s.k_ts + (h / group) * s.hd;
