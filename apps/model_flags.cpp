@@ -10,7 +10,8 @@
 namespace pf::cli {
 
 void ModelFlags::add_to(CLI::App& cmd) {
-  cmd.add_option("--arch", arch, "Architecture: transformer | mamba | mamba2 | retnet | hybrid")
+  cmd.add_option("--arch", arch,
+                 "Architecture: transformer | mamba | mamba2 | retnet | hybrid | perceiver-ar")
       ->capture_default_str();
   cmd.add_option("--pattern", pattern,
                  "Hybrid layers, one letter each: A attention, M Mamba-1, S Mamba-2, R retention "
@@ -29,7 +30,12 @@ void ModelFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--heads", heads, "Attention heads")->capture_default_str();
   cmd.add_option("--kv-heads", kv_heads, "Key/value heads (0 = same as --heads)");
   cmd.add_option("--ffn", ffn, "MLP hidden size (0 = 8/3 d_model rounded to 8)");
-  cmd.add_option("--context", context, "Maximum context length")->capture_default_str();
+  cmd.add_option("--context", context,
+                 "Maximum context length (Perceiver AR: the window L of inputs)")
+      ->capture_default_str();
+  cmd.add_option("--latents", latents,
+                 "Perceiver AR: latent positions M at the end of the window (0 = min(256, "
+                 "context))");
   cmd.add_option("--vocab", vocab, "Vocabulary size (byte tokenizer: 256)")->capture_default_str();
   cmd.add_flag("--untied", untied, "Separate LM head instead of tying it to the embedding");
   cmd.add_option("--d-state", d_state, "Mamba state size (0 = 16 for mamba, 128 for mamba2)");
@@ -57,6 +63,9 @@ void ModelFlags::validate() const {
     check_range("--ngroups", ngroups, 1, expand * d_model);
   }
   check_range("--chunk", chunk, 0, 1 << 16);
+  check_range("--latents", latents, 0, context);
+  PF_CHECK(arch == "perceiver-ar" || latents == 0, "--latents is for --arch perceiver-ar, not ",
+           arch);
   PF_CHECK(arch != "hybrid" || !pattern.empty(),
            "--arch hybrid needs --pattern (e.g. --pattern MMMMAMMM)");
   PF_CHECK(arch == "hybrid" || pattern.empty(), "--pattern is for --arch hybrid, not ", arch);
@@ -150,6 +159,18 @@ nlohmann::json ModelFlags::config() const {
     return j;
   }
   int64_t f = ffn > 0 ? ffn : ((d_model * 8 / 3 + 7) / 8) * 8;
+  if (mt == "perceiver_ar")
+    return {{"model_type", mt},
+            {"hidden_size", d_model},
+            {"intermediate_size", f},
+            {"num_hidden_layers", layers},
+            {"num_attention_heads", heads},
+            {"num_key_value_heads", kv_heads > 0 ? kv_heads : heads},
+            {"context_length", context},
+            {"num_latents", latents > 0 ? latents : std::min<int64_t>(256, context)},
+            {"vocab_size", vocab},
+            {"rms_norm_eps", 1e-5},
+            {"tie_word_embeddings", !untied}};
   return {{"model_type", mt},
           {"hidden_size", d_model},
           {"intermediate_size", f},

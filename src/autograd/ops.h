@@ -34,6 +34,9 @@ Var checkpoint(const std::function<Var(const Var&)>& f, const Var& x);
 // stored projections run as one matrix product.
 Var concat_rows(const std::vector<Var>& parts);
 
+// x: (B, T, C) -> (B, n, C): the last n positions of each sequence (a copy).
+Var seq_tail(const Var& x, int64_t n);
+
 // Splits the last dim of x (..., sum(sizes)) into contiguous pieces (..., sizes[i]).
 std::vector<Var> split_last(const Var& x, const std::vector<int64_t>& sizes);
 

@@ -13,6 +13,18 @@ struct Batch {
   int64_t B = 0, T = 0;
 };
 
+// The targets of the last `rows` positions of each sequence: (B, rows). A model whose
+// forward returns logits only there (Perceiver AR's latents) is scored on these.
+inline std::vector<int32_t> tail_targets(const Batch& b, int64_t rows) {
+  if (rows == b.T) return b.targets;
+  std::vector<int32_t> t;
+  t.reserve(b.B * rows);
+  for (int64_t i = 0; i < b.B; ++i)
+    t.insert(t.end(), b.targets.begin() + i * b.T + (b.T - rows),
+             b.targets.begin() + (i + 1) * b.T);
+  return t;
+}
+
 class BatchSource {
  public:
   virtual ~BatchSource() = default;

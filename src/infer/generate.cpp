@@ -56,9 +56,10 @@ EvalResult evaluate_tokens(LanguageModel& m, const std::vector<int32_t>& ids, in
     PF_CHECK(id >= 0 && id < V, "token id ", id, " is outside the model's vocabulary of ", V);
   if (logprobs) logprobs->assign(n - 1, 0.0f);
   // Recurrent models stream the whole text through one session (constant memory, full
-  // context); the others score independent windows of ctx tokens.
+  // context), Perceiver AR slides its window the way generation does; the others score
+  // independent windows of ctx tokens.
   std::unique_ptr<InferenceSession> session;
-  if (m.recurrent()) session = m.new_session(n);
+  if (m.stream_eval()) session = m.new_session(n);
   for (int64_t w = 0; w < n - 1; w += ctx) {
     const int64_t T = std::min(ctx, n - 1 - w);
     std::vector<int32_t> in(ids.begin() + w, ids.begin() + w + T);

@@ -32,7 +32,8 @@ struct EvalResult {
 };
 
 // Scores ids in windows of ctx tokens (each window restarts the context, except for
-// recurrent models, whose state carries across windows). logprobs,
+// streaming models (recurrent state, Perceiver AR's sliding window), whose state carries
+// across windows). logprobs,
 // when given, receives log p(ids[i+1] | ids[..i]) for every i (natural log).
 EvalResult evaluate_tokens(LanguageModel& m, const std::vector<int32_t>& ids, int64_t ctx,
                            std::vector<float>* logprobs);

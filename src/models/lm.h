@@ -56,6 +56,12 @@ class LanguageModel {
   virtual int64_t max_context() const = 0;
   // True when inference state is constant in context (recurrent models).
   virtual bool recurrent() const { return false; }
+  // True when evaluation streams the whole text through one session: recurrent state, or
+  // Perceiver AR's window that slides the way generation does.
+  virtual bool stream_eval() const { return recurrent(); }
+  // forward() over T tokens returns logits for the last loss_rows(T) positions of each
+  // sequence (all T for a decoder; the latents for Perceiver AR).
+  virtual int64_t loss_rows(int64_t T) const { return T; }
   // Every parameter once, under its checkpoint (Hugging Face) name.
   virtual void visit_params(const ParamVisitor& visit) = 0;
   // tokens: B*T ids -> logits (B*T, V), recorded on the active tape if any.

@@ -7,6 +7,7 @@
 #include "models/hybrid/hybrid.h"
 #include "models/mamba/mamba.h"
 #include "models/mamba/mamba_config.h"
+#include "models/perceiver/perceiver_ar.h"
 #include "models/retnet/retnet.h"
 #include "models/retnet/retnet_config.h"
 #include "models/transformer/transformer.h"
@@ -33,6 +34,7 @@ void ensure_builtins() {
   register_arch("mamba2", "mamba2", [](const nlohmann::json& j) { return mamba_stack(j, 2); });
   register_arch("retnet", "retnet", retnet_stack, retnet_layout_from_weights);
   register_arch("hybrid", "postformer_hybrid", hybrid_stack);
+  register_arch("perceiver-ar", "perceiver_ar", perceiver_ar_stack);
 }
 }  // namespace
 
@@ -82,6 +84,7 @@ std::unique_ptr<LanguageModel> create_model(const nlohmann::json& config, uint64
   PF_CHECK(ram == 0 || params <= ram / 4, "config describes ", params, " parameters (",
            params / (1 << 28), " GiB of f32 weights), more than this machine's ", ram >> 30,
            " GiB of memory");
+  if (spec.make_model) return spec.make_model(spec, seed);
   return std::make_unique<DecoderLM>(std::move(spec), seed);
 }
 

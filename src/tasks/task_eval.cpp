@@ -22,14 +22,18 @@ TaskScore task_accuracy(LanguageModel& model, const SyntheticTask& task, int64_t
   const int64_t V = model.vocab_size();
   for (int64_t done = 0, index = 0; done < sequences; done += B, ++index) {
     const Batch b = task.val_batch(B, T, index);
-    const Tensor logits = model.forward(b.inputs, b.B, b.T, ForwardOptions{}).value();  // (B*T, V)
+    // A model with logits on the last positions only (Perceiver AR's latents) is scored on
+    // the answers there, as it was trained.
+    const int64_t rows = model.loss_rows(T);
+    const std::vector<int32_t> targets = tail_targets(b, rows);
+    const Tensor logits = model.forward(b.inputs, b.B, b.T, ForwardOptions{}).value();  // (B*rows, V)
     const float* lg = logits.data();
-    for (int64_t r = 0; r < B * T; ++r) {
-      if (b.targets[r] < 0) continue;
+    for (int64_t r = 0; r < B * rows; ++r) {
+      if (targets[r] < 0) continue;
       const float* row = lg + r * V;
       const int64_t best = std::max_element(row, row + V) - row;
       ++s.answers;
-      s.correct += best == b.targets[r];
+      s.correct += best == targets[r];
     }
   }
   return s;

@@ -150,7 +150,7 @@ double Trainer::train_step() {
       fo.recompute = opt_.recompute;
       fo.dropout_seed = (opt_.seed * 0x9E3779B97F4A7C15ULL) ^ (sample * 1000003ULL);
       Var logits = model_.forward(b.inputs, b.B, b.T, fo);
-      Var loss = cross_entropy(logits, b.targets);
+      Var loss = cross_entropy(logits, tail_targets(b, model_.loss_rows(b.T)));
       loss_sum += loss.value().data()[0];
       Var scaled = scale(loss, 1.0f / static_cast<float>(opt_.accum));
       tape.backward(scaled);
@@ -171,7 +171,7 @@ double Trainer::evaluate_bpb(int64_t max_batches) {
   for (int64_t i = 0; i < n; ++i) {
     Batch b = data_.val_batch(opt_.batch, opt_.seq, i);
     Var logits = model_.forward(b.inputs, b.B, b.T, ForwardOptions{});
-    total += cross_entropy(logits, b.targets).value().data()[0];
+    total += cross_entropy(logits, tail_targets(b, model_.loss_rows(b.T))).value().data()[0];
   }
   return total / n / std::log(2.0) / data_.bytes_per_token();
 }
@@ -189,7 +189,8 @@ std::string format_eta(double s) {
 TrainResult Trainer::run() {
   TrainResult r;
   Timer timer;
-  const int64_t tokens_per_step = opt_.batch * opt_.seq * opt_.accum;
+  // Tokens with a loss: all of them for a decoder, the latents for Perceiver AR.
+  const int64_t tokens_per_step = opt_.batch * model_.loss_rows(opt_.seq) * opt_.accum;
   const int64_t start_step = step_;
   double last_val = std::nan("");
   // A fresh run starts metrics.jsonl anew; a resumed one keeps the rows up to its step.

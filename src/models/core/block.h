@@ -23,6 +23,22 @@ struct MlpSpec {
   float init_std = 0.02f, out_std = 0.02f;
 };
 
+// The SwiGLU MLP with its pre-norm, as a residual branch: x + mlp(norm(x)).
+class Mlp {
+ public:
+  Mlp(const MlpSpec& spec, int64_t d, Rng& rng);
+  void visit(const std::string& prefix, const ParamVisitor& visit);
+  // x: (..., d) -> x + mlp(norm(x)), with dropout p on the branch.
+  Var residual(const Var& x, float eps, float p = 0.0f, uint64_t seed = 0) const;
+  int64_t param_count(int64_t d) const { return d + 3 * d * spec_.ffn; }
+
+ private:
+  MlpSpec spec_;
+  Var norm_;           // (d)
+  Var w_gate_, w_up_;  // (F, d), or w_gate_ (2F, d) when fused
+  Var w_down_;         // (d, F)
+};
+
 struct BlockSpec {
   char kind = '?';         // the pattern letter, for info
   std::string prefix;      // e.g. "model.layers.3."
@@ -56,14 +72,11 @@ class Block {
   const BlockSpec& spec() const { return spec_; }
 
  private:
-  Var mlp(const Var& h) const;  // (..., d) -> (..., d)
   BlockSpec spec_;
   float eps_;
   Var norm_;  // (d)
   std::unique_ptr<Mixer> mixer_;
-  Var mlp_norm_;       // (d)
-  Var w_gate_, w_up_;  // (F, d), or w_gate_ (2F, d) when fused
-  Var w_down_;         // (d, F)
+  std::unique_ptr<Mlp> mlp_;  // null when the block has none
 };
 
 }  // namespace pf

@@ -12,6 +12,7 @@ namespace pf {
 
 int64_t StackSpec::param_count() const {
   int64_t n = checked_mul(vocab, d_model * (tied ? 1 : 2), "config: model size") + d_model;
+  n = checked_add(n, extra_params, "config: model size");
   for (const BlockSpec& b : layers)
     n = checked_add(n, b.param_count(d_model), "config: model size");
   return n;
@@ -19,6 +20,7 @@ int64_t StackSpec::param_count() const {
 
 DecoderLM::DecoderLM(StackSpec spec, uint64_t seed) : spec_(std::move(spec)) {
   PF_CHECK(!spec_.layers.empty(), "a model needs at least one layer");
+  PF_CHECK(!spec_.make_model, spec_.arch, " is not a plain decoder stack");
   Rng rng(seed, spec_.rng_stream);
   const int64_t d = spec_.d_model;
   embed_ = normal_param({spec_.vocab, d}, 0.02f, rng);

@@ -3,6 +3,7 @@
 // config adapter that turns its config.json into a StackSpec; a hybrid is a StackSpec whose
 // blocks hold different mixers.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,10 @@ struct StackSpec {
   int64_t max_context = kUnboundedContext;
   int64_t prefill_chunk = 1024;  // prompt tokens per cached forward (bounds activations)
   std::vector<BlockSpec> layers;
+  // A family whose stack is not a plain decoder (Perceiver AR) builds its own model from
+  // the spec, and counts the weights of the layers `layers` does not list here.
+  std::function<std::unique_ptr<LanguageModel>(const StackSpec&, uint64_t seed)> make_model;
+  int64_t extra_params = 0;
   int64_t param_count() const;  // exact, without building anything
 };
 
