@@ -73,6 +73,7 @@ nlohmann::json plan_key(const CompareArgs& a, int64_t params, int64_t data_bytes
           {"archs", a.archs},
           {"batch", a.s.batch},
           {"seq", a.s.seq},
+          {"latents", a.s.latents},
           {"lr", a.s.lr},
           {"seed", a.s.seed},
           {"val_fraction", a.s.val_fraction},
@@ -147,6 +148,7 @@ void run_compare(CompareArgs& a) {
   check_range("--steps", a.steps, 0, int64_t{1} << 40);
   check_range("--batch", a.s.batch, 1, 1 << 16);
   check_range("--seq", a.s.seq, 2, 1 << 20);
+  check_range("--latents", a.s.latents, 0, a.s.seq);
   check_range("--lr", a.s.lr, 0.0, 10.0, true);
   check_range("--val-fraction", a.s.val_fraction, 0.0, 1.0, true, true);
   check_range("--eval-batches", a.s.eval_batches, 1, 1 << 20);
@@ -173,7 +175,8 @@ void run_compare(CompareArgs& a) {
   for (int64_t c : a.s.contexts) max_ctx = std::max(max_ctx, c);
   std::vector<SizedArch> archs;
   for (const std::string& label : a.archs)
-    archs.push_back(size_arch(label, params, a.depth, 256, max_ctx + a.s.decode_steps + 8));
+    archs.push_back(size_arch(label, params, a.depth, 256, max_ctx + a.s.decode_steps + 8,
+                              a.s.seq, a.s.latents));
   std::printf("compare: %zu architectures at %.2fM parameters (within 5%%) on %s\n", archs.size(),
               params / 1e6, a.s.data.c_str());
   for (const SizedArch& s : archs)
@@ -342,7 +345,8 @@ void add_compare(CLI::App& app) {
   cmd->add_option("--out", a->out, "Report directory (an interrupted compare resumes there)")
       ->capture_default_str();
   cmd->add_option("--archs", a->archs,
-                  "Architectures (default all: transformer,mamba,mamba2,retnet,hybrid)")
+                  "Architectures (default all: transformer,mamba,mamba2,retnet,hybrid,"
+                  "perceiver-ar)")
       ->delimiter(',');
   cmd->add_option("--params", a->params_text, "Parameter budget per model (e.g. 2M, 500k)")
       ->capture_default_str();
@@ -359,7 +363,10 @@ void add_compare(CLI::App& app) {
                   "down to 4, unless given)")
       ->capture_default_str()
       ->each([a](const std::string&) { a->batch_given = true; });
-  cmd->add_option("--seq", a->s.seq, "Tokens per sequence")->capture_default_str();
+  cmd->add_option("--seq", a->s.seq, "Tokens per sequence (Perceiver AR: its window)")
+      ->capture_default_str();
+  cmd->add_option("--latents", a->s.latents,
+                  "Perceiver AR latents at the end of each window (0 = a quarter of --seq)");
   cmd->add_option("--lr", a->s.lr, "Peak learning rate (the same for every arch)")
       ->capture_default_str();
   cmd->add_option("--seed", a->s.seed, "Seed: initialisation and batch order")

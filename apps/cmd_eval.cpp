@@ -20,7 +20,7 @@ namespace pf::cli {
 namespace {
 struct EvalArgs {
   std::string model_dir, data, tokens_file, logprobs_file;
-  int64_t context = 0;
+  int64_t context = 0, stride = 0;
   int threads = 0;
 };
 
@@ -56,7 +56,9 @@ void run_eval(const EvalArgs& a) {
              model->vocab_size());
   PF_CHECK(ids.size() >= 2, a.tokens_file.empty() ? a.data : a.tokens_file, ": ", ids.size(),
            " token(s); evaluation needs at least 2");
-  EvalResult r = evaluate_tokens(*model, ids, ctx, a.logprobs_file.empty() ? nullptr : &lps);
+  check_range("--stride", a.stride, 0, ctx);
+  EvalResult r =
+      evaluate_tokens(*model, ids, ctx, a.logprobs_file.empty() ? nullptr : &lps, a.stride);
   // Finite weights give finite losses; anything else must not pass as a result.
   PF_CHECK(std::isfinite(r.loss()), "evaluation produced a loss of ", r.loss(),
            " (the model's computation overflowed)");
@@ -86,7 +88,12 @@ void add_eval(CLI::App& app) {
                   "Write log p(token i+1 | tokens 0..i) per line to this file");
   cmd->add_option(
       "--context", a->context,
-      "Window length (0 = min(model maximum, 2048)); recurrent models carry state across windows");
+      "Window length (0 = min(model maximum, 2048)); recurrent models carry state across "
+      "windows, Perceiver AR slides its window as generation does");
+  cmd->add_option("--stride", a->stride,
+                  "Attention models: each next window ends this many tokens later and scores "
+                  "only those, so every token has context - stride tokens before it (0 = the "
+                  "context: independent windows)");
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)");
   cmd->callback([a] { run_eval(*a); });
 }

@@ -39,16 +39,23 @@ int64_t count(const ModelFlags& f) { return config_param_count(f.config()); }
 }  // namespace
 
 std::vector<std::string> compare_arch_labels() {
-  return {"transformer", "mamba", "mamba2", "retnet", "hybrid"};
+  return {"transformer", "mamba", "mamba2", "retnet", "hybrid", "perceiver-ar"};
 }
 
 SizedArch size_arch(const std::string& label, int64_t budget, int64_t depth, int64_t vocab,
-                    int64_t max_context) {
+                    int64_t max_context, int64_t window, int64_t latents) {
   bool known = false;
-  for (const std::string& l : compare_arch_labels()) known |= l == label;
-  PF_CHECK(known, "--archs: unknown architecture '", label,
-           "' (known: transformer, mamba, mamba2, retnet, hybrid)");
+  std::string names;
+  for (const std::string& l : compare_arch_labels()) {
+    known |= l == label;
+    names += (names.empty() ? "" : ", ") + l;
+  }
+  PF_CHECK(known, "--archs: unknown architecture '", label, "' (known: ", names, ")");
   ModelFlags f = base_flags(label, vocab, max_context);
+  if (label == "perceiver-ar") {
+    f.context = window > 0 ? window : max_context;
+    f.latents = latents > 0 ? std::min(latents, f.context) : std::max<int64_t>(1, f.context / 4);
+  }
   const int64_t step = label == "mamba2" ? 16 : 8;
   const int64_t base_layers = mamba_style(label) ? 2 * depth : depth;
   double best_err = 1e300;
@@ -69,7 +76,7 @@ SizedArch size_arch(const std::string& label, int64_t budget, int64_t depth, int
     }
     if (best_err < 0.02) break;
   }
-  if (label == "transformer" || label == "retnet") {
+  if (label == "transformer" || label == "retnet" || label == "perceiver-ar") {
     // The MLP width closes most of the remaining gap.
     const int64_t ffn0 = ((best.d_model * 8 / 3 + 7) / 8) * 8;
     ModelFlags tuned = best;
@@ -90,7 +97,12 @@ SizedArch size_arch(const std::string& label, int64_t budget, int64_t depth, int
   PF_CHECK(err <= 0.05, label, ": no shape lands within 5% of ", budget,
            " parameters (closest: ", s.params, "); choose another --params or --depth");
   char buf[160];
-  if (label == "transformer" || label == "retnet")
+  if (label == "perceiver-ar")
+    std::snprintf(buf, sizeof buf, "d_model %ld, 1 cross + %ld self layers, MLP %ld, %ld of %ld latent",
+                  static_cast<long>(best.d_model), static_cast<long>(best.layers - 1),
+                  static_cast<long>(s.config["intermediate_size"]), static_cast<long>(best.latents),
+                  static_cast<long>(best.context));
+  else if (label == "transformer" || label == "retnet")
     std::snprintf(buf, sizeof buf, "d_model %ld, %ld layers, %ld heads, MLP %ld",
                   static_cast<long>(best.d_model), static_cast<long>(best.layers),
                   static_cast<long>(best.heads), static_cast<long>(s.config["intermediate_size"]));

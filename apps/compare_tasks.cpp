@@ -71,7 +71,10 @@ nlohmann::json run_task_suite(const TaskSuiteSettings& t, const std::string& lab
     ref.vocab = task->vocab_size();
     ref.context = longest;
     const int64_t budget = config_param_count(ref.config());
-    const SizedArch arch = size_arch(label, budget, t.depth, task->vocab_size(), longest);
+    // Perceiver AR's window covers the longest length scored; its latents, a quarter of the
+    // training length, hold the answers it is trained on.
+    const SizedArch arch = size_arch(label, budget, t.depth, task->vocab_size(), longest, longest,
+                                     std::max<int64_t>(1, train_len / 4));
     auto model = create_model(arch.config, s.seed);
     std::printf("%s on %s: %.3fM parameters (%s), %ld steps at length %ld\n", label.c_str(),
                 name.c_str(), arch.params / 1e6, arch.summary.c_str(), static_cast<long>(t.steps),

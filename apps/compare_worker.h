@@ -15,6 +15,7 @@ struct CompareSettings {
   std::string data;
   double val_fraction = 0.01;
   int64_t batch = 16, seq = 256, warmup = 30, eval_batches = 4, evals = 8;
+  int64_t latents = 0;  // Perceiver AR's latents in its window of seq tokens (0 = seq / 4)
   double lr = 2e-3;
   uint64_t seed = 1;
   std::vector<int64_t> contexts;

@@ -45,9 +45,11 @@ std::vector<int32_t> generate(InferenceSession& session, const std::vector<int32
 }
 
 EvalResult evaluate_tokens(LanguageModel& m, const std::vector<int32_t>& ids, int64_t ctx,
-                           std::vector<float>* logprobs) {
+                           std::vector<float>* logprobs, int64_t stride) {
   PF_CHECK(ids.size() >= 2, "evaluation needs at least 2 tokens, got ", ids.size());
   PF_CHECK(ctx > 0, "context must be positive");
+  PF_CHECK(stride >= 0 && stride <= ctx, "stride ", stride, " must be in [1, context ", ctx, "]");
+  if (stride == 0) stride = ctx;
   NoGradScope no_grad;
   EvalResult r;
   const int64_t n = static_cast<int64_t>(ids.size());
@@ -55,24 +57,37 @@ EvalResult evaluate_tokens(LanguageModel& m, const std::vector<int32_t>& ids, in
   for (int32_t id : ids)
     PF_CHECK(id >= 0 && id < V, "token id ", id, " is outside the model's vocabulary of ", V);
   if (logprobs) logprobs->assign(n - 1, 0.0f);
-  // Recurrent models stream the whole text through one session (constant memory, full
-  // context), Perceiver AR slides its window the way generation does; the others score
-  // independent windows of ctx tokens.
-  std::unique_ptr<InferenceSession> session;
-  if (m.stream_eval()) session = m.new_session(n);
-  for (int64_t w = 0; w < n - 1; w += ctx) {
-    const int64_t T = std::min(ctx, n - 1 - w);
-    std::vector<int32_t> in(ids.begin() + w, ids.begin() + w + T);
-    Tensor logits = session ? session->forward(in.data(), T, true)
-                            : m.forward(in, 1, T, ForwardOptions{}).value();  // (T, V)
+  // Adds the log-probabilities of rows (T, V) predicting ids[first + 1 ..].
+  auto score = [&](const Tensor& logits, int64_t first) {
+    const int64_t T = logits.size(0);
     Tensor lp = Tensor::empty({T, V});
     cpu::log_softmax(T, V, logits.data(), lp.data());
     for (int64_t t = 0; t < T; ++t) {
-      const float v = lp.data()[t * V + ids[w + t + 1]];
+      const float v = lp.data()[t * V + ids[first + t + 1]];
       r.total_nats -= v;
-      if (logprobs) (*logprobs)[w + t] = v;
+      if (logprobs) (*logprobs)[first + t] = v;
     }
     r.predicted += T;
+  };
+  if (m.stream_eval()) {
+    // Recurrent models stream the whole text through one session (constant memory, full
+    // context); Perceiver AR's session slides its window the way generation does.
+    auto session = m.new_session(n);
+    for (int64_t w = 0; w < n - 1; w += ctx) {
+      const int64_t T = std::min(ctx, n - 1 - w);
+      score(session->forward(ids.data() + w, T, true), w);
+    }
+    return r;
+  }
+  // The others: the first window scores all its positions; each next one ends `stride`
+  // tokens later and scores only those, with up to ctx - stride tokens of context before.
+  for (int64_t s = 0; s < n - 1;) {
+    const int64_t e = std::min(n - 1, s == 0 ? ctx : s + stride);
+    const int64_t w = std::max<int64_t>(0, e - ctx), T = e - w;
+    std::vector<int32_t> in(ids.begin() + w, ids.begin() + e);
+    const Tensor logits = m.forward(in, 1, T, ForwardOptions{}).value();  // (T, V)
+    score(logits.slice(0, s - w, T).contiguous(), s);
+    s = e;
   }
   return r;
 }

@@ -31,11 +31,13 @@ struct EvalResult {
   double loss() const { return predicted ? total_nats / predicted : 0; }
 };
 
-// Scores ids in windows of ctx tokens (each window restarts the context, except for
-// streaming models (recurrent state, Perceiver AR's sliding window), whose state carries
-// across windows). logprobs,
-// when given, receives log p(ids[i+1] | ids[..i]) for every i (natural log).
+// Scores ids in windows of ctx tokens. Each window restarts the context, except for
+// streaming models (recurrent state, Perceiver AR's sliding window), whose state carries on.
+// With a stride below ctx, the next window ends `stride` tokens after the last and scores
+// only those (sliding-window evaluation: every token after the first window has at least
+// ctx - stride tokens of context). logprobs, when given, receives log p(ids[i+1] | ids[..i])
+// for every i (natural log).
 EvalResult evaluate_tokens(LanguageModel& m, const std::vector<int32_t>& ids, int64_t ctx,
-                           std::vector<float>* logprobs);
+                           std::vector<float>* logprobs, int64_t stride = 0);
 
 }  // namespace pf

@@ -53,10 +53,18 @@ DecodeProbe decode_probe(LanguageModel& model, const std::vector<int32_t>& prefi
   PF_CHECK(!prefix.empty() && context >= 1 && steps >= 1, "decode probe: bad arguments");
   NoGradScope no_grad;
   constexpr int64_t kWarm = 4;
+  const bool sliding = model.stream_eval() && !model.recurrent();
+  if (sliding) steps = std::max<int64_t>(steps, 300);
   const int64_t n = std::min<int64_t>(context, static_cast<int64_t>(prefix.size()));
   auto session = model.new_session(context + kWarm + steps);
-  session->forward(prefix.data(), n, false);
-  if (context > n) {
+  if (sliding) {
+    std::vector<int32_t> filled(context);
+    for (int64_t i = 0; i < context; ++i) filled[i] = prefix[i % prefix.size()];
+    session->forward(filled.data(), context, false);
+  } else {
+    session->forward(prefix.data(), n, false);
+  }
+  if (!sliding && context > n) {
     auto state = session->export_state();
     for (auto& [name, t] : state)
       if (is_kv_cache(name) && t.dim() >= 1 && t.size(0) == n) t = tile_rows(t, context);
@@ -69,6 +77,11 @@ DecodeProbe decode_probe(LanguageModel& model, const std::vector<int32_t>& prefi
     const Tensor logits = session->forward(&tok, 1, false);
     if (i >= kWarm) ms.push_back(t.seconds() * 1e3);
     tok = argmax_token(logits);
+  }
+  if (sliding) {
+    double sum = 0;
+    for (double x : ms) sum += x;
+    return {context, sum / ms.size(), model.state_bytes(context)};
   }
   std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
   return {context, ms[ms.size() / 2], model.state_bytes(context)};

@@ -299,3 +299,29 @@ TEST(PerceiverAr, AShortRunLearns) {
 
 }  // namespace
 }  // namespace pf
+
+namespace pf {
+namespace {
+
+TEST(SlidingEval, StrideScoresEveryTokenOnceWithTheLongerContext) {
+  auto m = create_model(test::tiny_llama_config(2), 3);
+  const auto ids = tokens(100, 64, 12);
+  std::vector<float> lp;
+  const EvalResult r = evaluate_tokens(*m, ids, 32, &lp, 8);
+  EXPECT_EQ(r.predicted, 99);
+  // Token 60 (predicting ids[61]) is scored by the window [32, 64): recompute it directly.
+  NoGradScope ng;
+  std::vector<int32_t> in(ids.begin() + 32, ids.begin() + 64);
+  const Tensor y = m->forward(in, 1, 32, {}).value();
+  std::vector<float> l(256);
+  cpu::log_softmax(1, 256, y.data() + 28 * 256, l.data());
+  EXPECT_NEAR(lp[60], l[ids[61]], 1e-5);
+  // The first window scores everything in it, as independent windows do.
+  std::vector<float> lp0;
+  evaluate_tokens(*m, ids, 32, &lp0);
+  for (int t = 0; t < 32; ++t) EXPECT_EQ(lp[t], lp0[t]) << t;
+  EXPECT_ANY_THROW(evaluate_tokens(*m, ids, 32, nullptr, 33));
+}
+
+}  // namespace
+}  // namespace pf
