@@ -95,6 +95,27 @@ cmp -s "$TMP/f.txt" "$TMP/c.txt" || fail "hybrid load-state continuation differs
 "$BIN" train --init-from "$TMP/hybrid" --data "$TMP/new.txt" --out "$TMP/hybrid-ft" --steps 2 \
   --eval-every 2 --eval-batches 1 --batch 4 --seq 32 > /dev/null || fail "hybrid fine-tune"
 grep -q '"pattern": "MARS"' "$(ck "$TMP/hybrid-ft")/config.json" || fail "hybrid fine-tune changed layers"
+# Perceiver AR: --context L --latents M trains on windows of L, generates past its window
+# (the window slides), saves and loads state mid-window, evaluates, fine-tunes, shows itself.
+"$BIN" train --arch perceiver-ar --context 64 --latents 16 --d-model 32 --heads 2 --val-fraction 0.2 \
+  --data "$TMP/text.txt" --out "$TMP/par" --seq 64 --batch 4 --steps 3 --eval-every 3 \
+  --eval-batches 1 > "$TMP/par.log" || fail "perceiver-ar training"
+"$BIN" generate --model "$TMP/par" --prompt "In the" --max-tokens 150 --temperature 0 --print-ids > "$TMP/f.txt"
+[ "$(wc -w < "$TMP/f.txt")" -ge 150 ] || fail "perceiver-ar generation stopped at its window"
+"$BIN" generate --model "$TMP/par" --prompt "In the beginning God created the heaven and the earth. And the earth" \
+  --max-tokens 0 --save-state "$TMP/p.st" > /dev/null
+"$BIN" generate --model "$TMP/par" --load-state "$TMP/p.st" --max-tokens 90 --temperature 0 --print-ids > "$TMP/c.txt"
+"$BIN" generate --model "$TMP/par" --prompt "In the beginning God created the heaven and the earth. And the earth" \
+  --max-tokens 90 --temperature 0 --print-ids > "$TMP/d.txt"
+cmp -s "$TMP/c.txt" "$TMP/d.txt" || fail "perceiver-ar load-state continuation differs"
+"$BIN" eval --model "$TMP/par" --data "$TMP/eval.txt" | grep -q "bits per byte" || fail "perceiver-ar eval"
+"$BIN" info --model "$TMP/par" | grep -q "16 latents" || fail "perceiver-ar info lacks its latents"
+"$BIN" train --init-from "$TMP/par" --data "$TMP/new.txt" --out "$TMP/par-ft" --steps 2 \
+  --eval-every 2 --eval-batches 1 --batch 2 --seq 64 --val-fraction 0.3 > /dev/null || fail "perceiver-ar fine-tune"
+if "$BIN" info --arch transformer --latents 8 2> "$TMP/err.txt"; then fail "--latents without perceiver-ar"; fi
+grep -q -- "--latents is for --arch perceiver-ar" "$TMP/err.txt" || fail "latents message: $(cat "$TMP/err.txt")"
+if "$BIN" info --arch perceiver-ar --context 64 --latents 65 2> "$TMP/err.txt"; then fail "latents > context"; fi
+grep -q -- "--latents" "$TMP/err.txt" || fail "latents range message: $(cat "$TMP/err.txt")"
 for c in "$SRC"/configs/*.json; do
   "$BIN" info --config "$c" | grep -q "^layers:" || fail "config $c does not build"
 done

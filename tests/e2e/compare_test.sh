@@ -12,7 +12,7 @@ trap 'rm -rf "$TMP"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 head -c 300000 "$SRC/data/kjv.txt" > "$TMP/text.txt"
-ARCHS=transformer,mamba,mamba2,retnet,hybrid
+ARCHS=transformer,mamba,mamba2,retnet,hybrid,perceiver-ar
 CTX=32,256
 args=(--data "$TMP/text.txt" --archs "$ARCHS" --params 120k --depth 2 --steps 12 --batch 4
       --seq 64 --contexts "$CTX" --decode-steps 2 --prefill-tokens 128 --eval-batches 2
@@ -56,7 +56,7 @@ if "$BIN" compare "${args[@]}" --out "$TMP/mine" > "$TMP/m.log" 2>&1; then fail 
 grep -q "is not a number" "$TMP/p.log" || fail "no clear message for --params"
 
 # --tasks: every task trains and is scored; the report gains its tables and two plots.
-"$BIN" compare --data "$TMP/text.txt" --archs transformer,mamba --params 120k --depth 2 \
+"$BIN" compare --data "$TMP/text.txt" --archs transformer,mamba,perceiver-ar --params 120k --depth 2 \
   --steps 4 --batch 4 --seq 64 --contexts 32,64 --decode-steps 2 --prefill-tokens 64 --tasks \
   --task-steps 8 --task-length 128 --task-lengths 128,256 --mqar-length 64 --mqar-vocab 128 \
   --mqar-pairs 4,8 --task-sequences 8 --threads 2 --out "$TMP/tasks" > "$TMP/tasks.log" 2>&1 \
