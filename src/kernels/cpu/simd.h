@@ -30,15 +30,26 @@ inline void store_n(float* p, v16 v, int64_t n) {
 }
 inline v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
 inline v16 max_of(v16 a, v16 b, v16 c, v16 d) { return vmax(vmax(a, b), vmax(c, d)); }
+// Horizontal sum and max as a tree of halvings (4 vector steps, not 15 dependent scalar
+// ones: a decode step does one per key and head).
 inline float hsum(v16 v) {
-  float s = 0.0f;
-  for (int i = 0; i < 16; ++i) s += v[i];
-  return s;
+  typedef float v8 __attribute__((vector_size(32)));
+  typedef float v4 __attribute__((vector_size(16)));
+  const v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+               __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+  return (b[0] + b[2]) + (b[1] + b[3]);
 }
 inline float hmax(v16 v) {
-  float m = v[0];
-  for (int i = 1; i < 16; ++i) m = v[i] > m ? v[i] : m;
-  return m;
+  typedef float v8 __attribute__((vector_size(32)));
+  typedef float v4 __attribute__((vector_size(16)));
+  const v8 lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
+           hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const v8 a = lo > hi ? lo : hi;
+  const v4 alo = __builtin_shufflevector(a, a, 0, 1, 2, 3), ahi = __builtin_shufflevector(a, a, 4, 5, 6, 7);
+  const v4 b = alo > ahi ? alo : ahi;
+  const float m0 = b[0] > b[2] ? b[0] : b[2], m1 = b[1] > b[3] ? b[1] : b[3];
+  return m0 > m1 ? m0 : m1;
 }
 
 // exp(x) with ~1 ulp error over the float range (Cephes-style polynomial on a

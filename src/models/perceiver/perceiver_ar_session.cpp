@@ -46,10 +46,10 @@ constexpr int64_t kChunk = 512;  // rows per cached forward (bounds activations)
 
 class PerceiverArSession : public InferenceSession {
  public:
-  explicit PerceiverArSession(PerceiverAR& m)
+  // The input cache starts at min(L, hint) rows and grows to at most L as tokens arrive.
+  PerceiverArSession(PerceiverAR& m, int64_t hint)
       : m_(m), L_(m.config().context_length), M_(m.config().num_latents), kvd_(m.kv_width()) {
-    k_ = Tensor::zeros({L_, kvd_});
-    v_ = Tensor::zeros({L_, kvd_});
+    reserve(std::min(L_, std::max<int64_t>(hint, 64)));
     pool_ = m.new_latent_pool();
   }
 
@@ -143,6 +143,8 @@ class PerceiverArSession : public InferenceSession {
     }
     const NamedTensors rest(state.begin() + 3, state.end());
     pool_->load(0, rest, position - cyc.lat);
+    pos_ = win_;  // nothing held while the cache is resized
+    reserve(rows);
     toks_ = std::move(toks);
     k_.slice(0, 0, rows).copy_from(state[1].second);
     v_.slice(0, 0, rows).copy_from(state[2].second);
@@ -152,9 +154,24 @@ class PerceiverArSession : public InferenceSession {
   }
 
  private:
+  // Room for `rows` cached inputs (keeps the rows held now).
+  void reserve(int64_t rows) {
+    if (k_.defined() && k_.size(0) >= rows) return;
+    const int64_t cap = std::min(L_, std::max(rows, k_.defined() ? 2 * k_.size(0) : rows));
+    Tensor k = Tensor::zeros({cap, kvd_}), v = Tensor::zeros({cap, kvd_});
+    const int64_t held = pos_ - win_;
+    if (held > 0) {
+      k.slice(0, 0, held).copy_from(k_.slice(0, 0, held));
+      v.slice(0, 0, held).copy_from(v_.slice(0, 0, held));
+    }
+    k_ = k;
+    v_ = v;
+  }
+
   // Embeds tokens at positions pos_ .., caches their keys and values, advances pos_.
   void append_inputs(const int32_t* ids, int64_t len, Var* x_out) {
     PF_CHECK(pos_ + len - win_ <= L_, "perceiver-ar: window overflow");
+    reserve(pos_ + len - win_);
     Var x = m_.embed_rows(ids, len);  // (len, d)
     std::vector<int64_t> pos(len);
     for (int64_t r = 0; r < len; ++r) pos[r] = pos_ + r;
@@ -198,7 +215,7 @@ class PerceiverArSession : public InferenceSession {
 
   PerceiverAR& m_;
   const int64_t L_, M_, kvd_;
-  Tensor k_, v_;                // (L, KV*hd): inputs [win_, pos_), rotated keys and values
+  Tensor k_, v_;  // (<= L, KV*hd): inputs [win_, pos_), rotated keys and values
   std::vector<int32_t> toks_;   // tokens of [win_, pos_)
   std::unique_ptr<StatePool> pool_;  // the latents' self-attention caches (capacity M)
   int64_t pos_ = 0, win_ = 0;
@@ -209,7 +226,7 @@ class PerceiverArSession : public InferenceSession {
 
 std::unique_ptr<InferenceSession> PerceiverAR::new_session(int64_t max_tokens) {
   PF_CHECK(max_tokens > 0, "session capacity must be positive");
-  return std::make_unique<PerceiverArSession>(*this);
+  return std::make_unique<PerceiverArSession>(*this, max_tokens);
 }
 
 // The window and latent count a token at `position` is predicted with (for tests and eval).
