@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/rng.h"
@@ -15,6 +16,7 @@
 namespace pf {
 
 struct TaskOptions {
+  TaskOptions(std::string task = {}) : name(std::move(task)) {}  // NOLINT: {"mqar"} reads well
   std::string name;          // selective_copy | induction | mqar
   int64_t vocab = 0;         // 0 = the task's default (16, 16, 8192)
   int64_t data_tokens = 16;  // selective copying: tokens to copy

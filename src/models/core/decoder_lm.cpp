@@ -141,7 +141,13 @@ std::vector<std::string> DecoderLM::describe() const {
       else
         it->second += "," + std::to_string(l);
     }
-  for (const auto& [text, layers] : lines) out.push_back("layers " + layers + ": " + text);
+  for (const auto& [text, layers] : lines) {
+    std::string line = "layers ";  // appended piecewise: GCC 12 misreads a + chain (-Wrestrict)
+    line += layers;
+    line += ": ";
+    line += text;
+    out.push_back(std::move(line));
+  }
   return out;
 }
 
