@@ -7,7 +7,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "base/rng.h"
@@ -16,12 +15,11 @@
 namespace pf {
 
 struct TaskOptions {
-  TaskOptions(std::string task = {}) : name(std::move(task)) {}  // NOLINT: {"mqar"} reads well
   std::string name;          // selective_copy | induction | mqar
   int64_t vocab = 0;         // 0 = the task's default (16, 16, 8192)
   int64_t data_tokens = 16;  // selective copying: tokens to copy
   // MQAR: key-value pair counts; each sequence draws one of them. Empty = {T/4}.
-  std::vector<int64_t> pairs;
+  std::vector<int64_t> pairs = {};
   double power_a = 0.01;  // MQAR: query gaps p(g) ~ g^(a-1) (Zoology's default)
   nlohmann::json to_json() const;
   static TaskOptions from_json(const nlohmann::json& j);
