@@ -230,7 +230,7 @@ void run_compare(CompareArgs& a) {
           const double v = read_json_file(tmp)["s"].get<double>();
           fs::remove(tmp);
           sec[s.label] = v;
-          sum += v;
+          sum += v * loss_step_factor(s, a.s.seq);
           std::printf("  %-12s %.3f s/step\n", s.label.c_str(), v);
         }
         // Validation: evals x eval_batches forwards, each about a third of a training step;
@@ -252,6 +252,10 @@ void run_compare(CompareArgs& a) {
   std::printf("every architecture trains %ld steps of %ld x %ld tokens (%.2fM tokens)\n",
               static_cast<long>(steps), static_cast<long>(a.s.batch), static_cast<long>(a.s.seq),
               steps * a.s.batch * a.s.seq / 1e6);
+  for (const SizedArch& s : archs)
+    if (loss_step_factor(s, a.s.seq) > 1)
+      std::printf("  (%s scores only its latents: %ld steps, the same tokens with a loss)\n",
+                  s.label.c_str(), static_cast<long>(steps * loss_step_factor(s, a.s.seq)));
 
   int failures = 0;
   for (size_t i = 0; i < archs.size(); ++i) {
@@ -261,15 +265,17 @@ void run_compare(CompareArgs& a) {
     double eta = 0;
     const nlohmann::json& sec = plan["step_seconds"];
     for (size_t j = i; j < archs.size(); ++j)
-      if (sec.contains(archs[j].label)) eta += sec[archs[j].label].get<double>() * steps;
+      if (sec.contains(archs[j].label))
+        eta += sec[archs[j].label].get<double>() * steps * loss_step_factor(archs[j], a.s.seq);
     if (fs::exists(result)) {
       std::printf("[%zu/%zu] %s: done earlier\n", i + 1, archs.size(), s.label.c_str());
       continue;
     }
+    const int64_t arch_steps = steps * loss_step_factor(s, a.s.seq);
     std::printf("\n[%zu/%zu] %s: %.3fM parameters, %ld steps%s\n", i + 1, archs.size(),
-                s.label.c_str(), s.params / 1e6, static_cast<long>(steps),
+                s.label.c_str(), s.params / 1e6, static_cast<long>(arch_steps),
                 eta > 0 ? (", compare ETA " + mmss(eta)).c_str() : "");
-    if (!run_in_child([&] { return train_and_measure(a.s, s, steps, run_dir); }, result)) {
+    if (!run_in_child([&] { return train_and_measure(a.s, s, arch_steps, run_dir); }, result)) {
       std::fprintf(stderr, "compare: %s failed; the others go on\n", s.label.c_str());
       ++failures;
     }

@@ -42,6 +42,12 @@ std::vector<std::string> compare_arch_labels() {
   return {"transformer", "mamba", "mamba2", "retnet", "hybrid", "perceiver-ar"};
 }
 
+int64_t loss_step_factor(const SizedArch& arch, int64_t seq) {
+  if (!arch.config.contains("num_latents")) return 1;
+  const int64_t m = std::min(seq, arch.config["num_latents"].get<int64_t>());
+  return (seq + m - 1) / m;
+}
+
 SizedArch size_arch(const std::string& label, int64_t budget, int64_t depth, int64_t vocab,
                     int64_t max_context, int64_t window, int64_t latents) {
   bool known = false;

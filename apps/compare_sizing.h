@@ -25,4 +25,8 @@ std::vector<std::string> compare_arch_labels();
 SizedArch size_arch(const std::string& label, int64_t budget, int64_t depth, int64_t vocab,
                     int64_t max_context, int64_t window = 0, int64_t latents = 0);
 
+// Steps an architecture takes for each compare step so that it trains on as many tokens with
+// a loss as the others: seq / latents for Perceiver AR (which scores only its latents), else 1.
+int64_t loss_step_factor(const SizedArch& arch, int64_t seq);
+
 }  // namespace pf::cli

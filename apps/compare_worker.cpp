@@ -118,7 +118,8 @@ nlohmann::json train_and_measure(const CompareSettings& s, const SizedArch& arch
                       {"ms_per_token", d.ms_per_token},
                       {"state_mib", d.state_bytes / 1048576.0}});
   }
-  const int64_t tokens = steps * s.batch * s.seq;
+  // Tokens with a loss, as the trainer counts them (Perceiver AR: its latents).
+  const int64_t tokens = steps * s.batch * model->loss_rows(s.seq);
   return {{"arch", arch.label},
           {"params", arch.params},
           {"config", arch.config},

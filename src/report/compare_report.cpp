@@ -188,7 +188,15 @@ std::string markdown_of(const nlohmann::json& r, const std::vector<std::string>&
      << "M parameters per model; " << fmt(num(r, {"budget", "tokens_per_arch"}) / 1e6, "%.2f")
      << "M training tokens each (" << fmt(num(r, {"budget", "steps"}), "%.0f") << " steps of "
      << fmt(num(r, {"budget", "batch"}), "%.0f") << " x " << fmt(num(r, {"budget", "seq"}), "%.0f")
-     << "), the same batches in the same order\n";
+     << "), the same batches in the same order";
+  for (const auto& a : r.value("archs", nlohmann::json::array()))
+    if (a.is_object() && a.contains("train") && a["train"].is_object() &&
+        a["train"].value("steps", nlohmann::json()).is_number() &&
+        a["train"]["steps"] != r.value("/budget/steps"_json_pointer, nlohmann::json()))
+      os << "; " << a.value("arch", std::string("?")) << " scores only part of each sequence and "
+         << "takes " << fmt(num(a, {"train", "steps"}), "%.0f")
+         << " steps for as many tokens with a loss";
+  os << "\n";
   os << "- machine: " << r.value("cpu", std::string("?")) << ", "
      << fmt(num(r, {"threads"}), "%.0f") << " threads; " << r.value("created", std::string(""))
      << "\n\n";
