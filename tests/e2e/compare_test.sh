@@ -33,6 +33,8 @@ wait $pid 2>/dev/null || true
 grep -q "resuming the compare" "$TMP/compare.log" || fail "the second run did not resume"
 grep -q "transformer: done earlier" "$TMP/compare.log" || fail "the finished arch ran again"
 grep -q "report: " "$TMP/compare.log" || fail "no report path printed"
+grep -q "perceiver-ar scores only its latents: 48 steps" "$TMP/compare.log" \
+  || fail "Perceiver AR does not get the same tokens with a loss"
 "$CHECK" "$TMP/cmp" "$ARCHS" "$CTX"
 
 # Rendered by a browser, every plot loads.
