@@ -55,6 +55,16 @@ nlohmann::json small_retnet() {
           {"retention_chunk", 64}};
 }
 
+// Perceiver AR scores only its latents (64 of each 128-token window), so its budget is the
+// others' tokens with a loss: twice the steps.
+nlohmann::json small_perceiver_ar() {
+  nlohmann::json j = small_config();
+  j.erase("max_position_embeddings");
+  j.update(nlohmann::json{{"model_type", "perceiver_ar"}, {"context_length", 128},
+                          {"num_latents", 64}});
+  return j;
+}
+
 class DefaultCorpus : public ::testing::TestWithParam<BudgetCase> {};
 
 TEST_P(DefaultCorpus, BelowThreeBitsPerByteWithinTheStepBudget) {
@@ -79,7 +89,9 @@ INSTANTIATE_TEST_SUITE_P(Archs, DefaultCorpus,
                          ::testing::Values(BudgetCase{"transformer", small_config(), 250, 3e-3},
                                            BudgetCase{"mamba", small_mamba(1), 250, 3e-3},
                                            BudgetCase{"mamba2", small_mamba(2), 250, 3e-3},
-                                           BudgetCase{"retnet", small_retnet(), 250, 3e-3}),
+                                           BudgetCase{"retnet", small_retnet(), 250, 3e-3},
+                                           BudgetCase{"perceiver_ar", small_perceiver_ar(), 500,
+                                                      3e-3}),
                          [](const auto& info) { return info.param.name; });
 
 TEST(Training, ResumeGivesTheSameLossesAsAnUninterruptedRun) {
