@@ -175,8 +175,8 @@ void run_compare(CompareArgs& a) {
   for (int64_t c : a.s.contexts) max_ctx = std::max(max_ctx, c);
   std::vector<SizedArch> archs;
   for (const std::string& label : a.archs)
-    archs.push_back(size_arch(label, params, a.depth, 256, max_ctx + a.s.decode_steps + 8,
-                              a.s.seq, a.s.latents));
+    archs.push_back(size_arch(label, params, a.depth, 256, max_ctx + a.s.decode_steps + 8, a.s.seq,
+                              a.s.latents));
   std::printf("compare: %zu architectures at %.2fM parameters (within 5%%) on %s\n", archs.size(),
               params / 1e6, a.s.data.c_str());
   for (const SizedArch& s : archs)

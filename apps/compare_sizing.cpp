@@ -104,7 +104,8 @@ SizedArch size_arch(const std::string& label, int64_t budget, int64_t depth, int
            " parameters (closest: ", s.params, "); choose another --params or --depth");
   char buf[160];
   if (label == "perceiver-ar")
-    std::snprintf(buf, sizeof buf, "d_model %ld, 1 cross + %ld self layers, MLP %ld, %ld of %ld latent",
+    std::snprintf(buf, sizeof buf,
+                  "d_model %ld, 1 cross + %ld self layers, MLP %ld, %ld of %ld latent",
                   static_cast<long>(best.d_model), static_cast<long>(best.layers - 1),
                   static_cast<long>(s.config["intermediate_size"]), static_cast<long>(best.latents),
                   static_cast<long>(best.context));

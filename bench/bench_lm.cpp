@@ -75,9 +75,10 @@ json preset(const std::string& name, int64_t window, int64_t latents) {
   }
   if (name == "mamba-130m") return mamba(1, 768, 24, 50280);
   if (name == "mamba2-130m") return mamba(2, 768, 24, 50288);
-  throw std::runtime_error("unknown preset '" + name +
-                           "' (transformer-small, llama125m, mamba-small, mamba2-small, "
-                           "retnet-small, jamba-small, perceiver-ar-small, mamba-130m, mamba2-130m)");
+  throw std::runtime_error(
+      "unknown preset '" + name +
+      "' (transformer-small, llama125m, mamba-small, mamba2-small, "
+      "retnet-small, jamba-small, perceiver-ar-small, mamba-130m, mamba2-130m)");
 }
 
 std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {

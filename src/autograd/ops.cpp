@@ -207,8 +207,8 @@ std::vector<Var> split_last(const Var& x, const std::vector<int64_t>& sizes) {
 
 Var seq_tail(const Var& x, int64_t n) {
   check_contig(x, "seq_tail");
-  PF_CHECK(x.value().dim() == 3 && n > 0 && n <= x.shape()[1], "seq_tail: ", n,
-           " positions of ", shape_str(x.shape()));
+  PF_CHECK(x.value().dim() == 3 && n > 0 && n <= x.shape()[1], "seq_tail: ", n, " positions of ",
+           shape_str(x.shape()));
   const int64_t B = x.shape()[0], T = x.shape()[1], C = x.shape()[2];
   Var y = make_out({B, n, C});
   for (int64_t b = 0; b < B; ++b)
@@ -217,8 +217,7 @@ Var seq_tail(const Var& x, int64_t n) {
     y.set_requires_grad(true);
     Tape::active()->record([x, y, B, T, C, n] {
       for (int64_t b = 0; b < B; ++b)
-        cpu::axpy(n * C, 1.0f, y.grad().data() + b * n * C,
-                  x.grad().data() + (b * T + T - n) * C);
+        cpu::axpy(n * C, 1.0f, y.grad().data() + b * n * C, x.grad().data() + (b * T + T - n) * C);
     });
   }
   return y;

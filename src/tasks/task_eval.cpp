@@ -26,7 +26,8 @@ TaskScore task_accuracy(LanguageModel& model, const SyntheticTask& task, int64_t
     // the answers there, as it was trained.
     const int64_t rows = model.loss_rows(T);
     const std::vector<int32_t> targets = tail_targets(b, rows);
-    const Tensor logits = model.forward(b.inputs, b.B, b.T, ForwardOptions{}).value();  // (B*rows, V)
+    const Tensor logits =
+        model.forward(b.inputs, b.B, b.T, ForwardOptions{}).value();  // (B*rows, V)
     const float* lg = logits.data();
     for (int64_t r = 0; r < B * rows; ++r) {
       if (targets[r] < 0) continue;

@@ -216,17 +216,17 @@ TrainResult Trainer::run() {
     if (evaluated) last_val = evaluate_bpb(opt_.eval_batches);
     if (metrics_ && (evaluated || step_ % opt_.log_every == 0 || ending)) {
       const double el_now = timer.seconds();
-      metrics_->append({{"step", step_},
-                        {"tokens", step_ * tokens_per_step},
-                        {"loss", loss_since_row / steps_since_row},
-                        {"train_bpb", loss_since_row / steps_since_row / std::log(2.0) /
-                                          data_.bytes_per_token()},
-                        {"val_bpb", evaluated ? nlohmann::json(last_val) : nlohmann::json()},
-                        {"lr", lr_at(step_ - 1, opt_.warmup, opt_.steps, opt_.lr,
-                                     opt_.min_lr_ratio)},
-                        {"tokens_per_s", done * tokens_per_step / el_now},
-                        {"peak_mem_mib", peak_rss_kib() / 1024.0},
-                        {"seconds", el_now}});
+      metrics_->append(
+          {{"step", step_},
+           {"tokens", step_ * tokens_per_step},
+           {"loss", loss_since_row / steps_since_row},
+           {"train_bpb",
+            loss_since_row / steps_since_row / std::log(2.0) / data_.bytes_per_token()},
+           {"val_bpb", evaluated ? nlohmann::json(last_val) : nlohmann::json()},
+           {"lr", lr_at(step_ - 1, opt_.warmup, opt_.steps, opt_.lr, opt_.min_lr_ratio)},
+           {"tokens_per_s", done * tokens_per_step / el_now},
+           {"peak_mem_mib", peak_rss_kib() / 1024.0},
+           {"seconds", el_now}});
       loss_since_row = 0.0;
       steps_since_row = 0;
     }

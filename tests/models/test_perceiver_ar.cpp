@@ -22,9 +22,9 @@ namespace {
 using nlohmann::json;
 
 json tiny_config(int64_t L = 24, int64_t M = 8, int64_t layers = 3) {
-  return {{"model_type", "perceiver_ar"},  {"hidden_size", 32},    {"intermediate_size", 48},
-          {"num_hidden_layers", layers},   {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-          {"context_length", L},           {"num_latents", M},     {"vocab_size", 64},
+  return {{"model_type", "perceiver_ar"}, {"hidden_size", 32},        {"intermediate_size", 48},
+          {"num_hidden_layers", layers},  {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+          {"context_length", L},          {"num_latents", M},         {"vocab_size", 64},
           {"rotary_fraction", 0.5}};
 }
 
@@ -107,8 +107,7 @@ TEST(PerceiverAr, GradientsMatchFiniteDifferences) {
   // Larger weights than the init, so every path carries a gradient well above f32 noise.
   Rng rng(5);
   for (auto& [n, p] : params)
-    for (int64_t i = 0; i < p.value().numel(); ++i)
-      p.value().data()[i] += rng.uniform(-0.2f, 0.2f);
+    for (int64_t i = 0; i < p.value().numel(); ++i) p.value().data()[i] += rng.uniform(-0.2f, 0.2f);
   auto loss = [&]() {
     return static_cast<double>(cross_entropy(m->forward(ids, B, T, {}), tg).value().data()[0]);
   };
@@ -177,8 +176,7 @@ TEST(PerceiverAr, ChunkedFeedingEqualsOneByOneAndPrefillSkipsAhead) {
   auto ids = tokens(n, V, 8);
   auto one = m->new_session(1);
   Tensor ref = Tensor::empty({n, V});
-  for (int64_t t = 0; t < n; ++t)
-    ref.slice(0, t, t + 1).copy_from(one->forward(&ids[t], 1, false));
+  for (int64_t t = 0; t < n; ++t) ref.slice(0, t, t + 1).copy_from(one->forward(&ids[t], 1, false));
   // Chunks of uneven sizes, all logits.
   auto chunked = m->new_session(1);
   int64_t t = 0;

@@ -60,8 +60,8 @@ nlohmann::json small_retnet() {
 nlohmann::json small_perceiver_ar() {
   nlohmann::json j = small_config();
   j.erase("max_position_embeddings");
-  j.update(nlohmann::json{{"model_type", "perceiver_ar"}, {"context_length", 128},
-                          {"num_latents", 64}});
+  j.update(
+      nlohmann::json{{"model_type", "perceiver_ar"}, {"context_length", 128}, {"num_latents", 64}});
   return j;
 }
 

@@ -335,8 +335,8 @@ pf::cpu::AttnShape mask_shape(const MaskCase& c, int64_t B, int64_t H, int64_t K
 TEST(AttentionMasks, EveryMaskMatchesNaiveAndReferenceWithTqNotTk) {
   using pf::cpu::AttnMask;
   for (AttnMask mask : {AttnMask::Causal, AttnMask::RightAligned, AttnMask::None})
-    for (auto [Tq, Tk] : {std::pair<int64_t, int64_t>{1, 200}, {3, 70}, {64, 150}, {70, 300},
-                          {130, 131}})
+    for (auto [Tq, Tk] :
+         {std::pair<int64_t, int64_t>{1, 200}, {3, 70}, {64, 150}, {70, 300}, {130, 131}})
       for (int64_t hd : {16, 24}) {
         if (mask == AttnMask::None && Tq > Tk) continue;
         const int64_t B = 2, H = 4, KV = 2;
@@ -391,8 +391,9 @@ TEST(AttentionMasks, TapedOpGradientsForCrossAttention) {
     const pf::Var k = pf::test_util::random_var({B, Tk, KV, hd}, 12, -1.5f, 1.5f);
     const pf::Var v = pf::test_util::random_var({B, Tk, KV, hd}, 13);
     const int64_t pos0 = mask == AttnMask::Causal ? 2 : 0;
-    EXPECT_TRUE(pf::test_util::gradcheck({q, k, v}, [&](const std::vector<pf::Var>& x) {
-      return pf::attention(x[0], x[1], x[2], mask, pos0);
-    })) << "mask " << static_cast<int>(mask);
+    EXPECT_TRUE(pf::test_util::gradcheck(
+        {q, k, v},
+        [&](const std::vector<pf::Var>& x) { return pf::attention(x[0], x[1], x[2], mask, pos0); }))
+        << "mask " << static_cast<int>(mask);
   }
 }

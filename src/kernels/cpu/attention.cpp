@@ -393,9 +393,10 @@ void dispatch_nv(int64_t nv, F&& f) {
   case n:             \
     return f.template operator()<n>();
     PF_NV_CASE(1)
-    PF_NV_CASE(2) PF_NV_CASE(3) PF_NV_CASE(4) PF_NV_CASE(5) PF_NV_CASE(6) PF_NV_CASE(7)
-        PF_NV_CASE(8) PF_NV_CASE(9) PF_NV_CASE(10) PF_NV_CASE(11) PF_NV_CASE(12) PF_NV_CASE(13)
-            PF_NV_CASE(14) PF_NV_CASE(15) PF_NV_CASE(16)
+    PF_NV_CASE(2)
+    PF_NV_CASE(3) PF_NV_CASE(4) PF_NV_CASE(5) PF_NV_CASE(6) PF_NV_CASE(7) PF_NV_CASE(8)
+        PF_NV_CASE(9) PF_NV_CASE(10) PF_NV_CASE(11) PF_NV_CASE(12) PF_NV_CASE(13) PF_NV_CASE(14)
+            PF_NV_CASE(15) PF_NV_CASE(16)
 #undef PF_NV_CASE
                 default : fail("attention: head dim ", nv * 16, " exceeds 256");
   }

@@ -17,7 +17,7 @@ enum class AttnMask {
 struct AttnShape {
   int64_t B = 1, Tq = 1, Tk = 1;  // batch, query tokens, key tokens
   int64_t H = 1, KV = 1, hd = 1;  // query heads, key/value heads (H % KV == 0), head dim
-  int64_t q_pos0 = 0;  // causal: absolute position of query 0; query i sees keys j <= q_pos0 + i
+  int64_t q_pos0 = 0;    // causal: absolute position of query 0; query i sees keys j <= q_pos0 + i
   bool see_all = false;  // AttnMask::None: every query sees all Tk keys
   // Element strides. q/out: (B, Tq, H, hd); k/v: (B, Tk, KV, hd); the last dim is contiguous.
   int64_t q_bs = 0, q_ts = 0, k_bs = 0, k_ts = 0, o_bs = 0, o_ts = 0;

@@ -37,7 +37,8 @@ inline float hsum(v16 v) {
   typedef float v4 __attribute__((vector_size(16)));
   const v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
                __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-  const v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+  const v4 b =
+      __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
   return (b[0] + b[2]) + (b[1] + b[3]);
 }
 inline float hmax(v16 v) {
@@ -46,7 +47,8 @@ inline float hmax(v16 v) {
   const v8 lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
            hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
   const v8 a = lo > hi ? lo : hi;
-  const v4 alo = __builtin_shufflevector(a, a, 0, 1, 2, 3), ahi = __builtin_shufflevector(a, a, 4, 5, 6, 7);
+  const v4 alo = __builtin_shufflevector(a, a, 0, 1, 2, 3),
+           ahi = __builtin_shufflevector(a, a, 4, 5, 6, 7);
   const v4 b = alo > ahi ? alo : ahi;
   const float m0 = b[0] > b[2] ? b[0] : b[2], m1 = b[1] > b[3] ? b[1] : b[3];
   return m0 > m1 ? m0 : m1;

@@ -30,7 +30,7 @@ Var CrossAttention::forward(const Var& hq, const Var& hkv, cpu::AttnMask mask, i
   if (mask == cpu::AttnMask::RightAligned) q_pos0 = kv_pos0 + Tk - Tq;
   PF_CHECK(!s_.rotary || mask != cpu::AttnMask::None,
            "cross-attention: rotary positions need a causal mask");
-  Var q = reshape(linear(hq, wq_), {B, Tq, H, hd});   // (B, Tq, H, hd)
+  Var q = reshape(linear(hq, wq_), {B, Tq, H, hd});    // (B, Tq, H, hd)
   Var k = reshape(linear(hkv, wk_), {B, Tk, KV, hd});  // (B, Tk, KV, hd)
   Var v = reshape(linear(hkv, wv_), {B, Tk, KV, hd});  // (B, Tk, KV, hd)
   if (s_.rotary) {

@@ -35,8 +35,8 @@ class CrossAttention {
   void project_kv(const Var& hkv, const int64_t* pos, float* k, float* v) const;
   // hq: (n, d) queries at positions q_pos (n) over cached rows k, v: (Tk, KV*hd); query i sees
   // rows <= first + i -> (n, d).
-  Var attend_cached(const Var& hq, const int64_t* q_pos, const float* k, const float* v,
-                    int64_t Tk, int64_t first) const;
+  Var attend_cached(const Var& hq, const int64_t* q_pos, const float* k, const float* v, int64_t Tk,
+                    int64_t first) const;
   const CrossAttentionSpec& spec() const { return s_; }
 
  private:

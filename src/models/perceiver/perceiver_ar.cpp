@@ -23,11 +23,17 @@ PerceiverAR::PerceiverAR(StackSpec spec, const PerceiverArConfig& c, uint64_t se
   cross_norm_ = constant_param({d}, 1.0f);
   cross_kv_norm_ = constant_param({d}, 1.0f);
   cross_ = std::make_unique<CrossAttention>(cross_spec_, rng);
-  MlpSpec m{MlpLayout::Separate,       c.intermediate_size,    "post_attention_layernorm.weight",
-            "mlp.gate_proj.weight",    "mlp.up_proj.weight",   "mlp.down_proj.weight",
-            0.02f,                     cross_spec_.out_std};
+  MlpSpec m{MlpLayout::Separate,
+            c.intermediate_size,
+            "post_attention_layernorm.weight",
+            "mlp.gate_proj.weight",
+            "mlp.up_proj.weight",
+            "mlp.down_proj.weight",
+            0.02f,
+            cross_spec_.out_std};
   cross_mlp_ = std::make_unique<Mlp>(m, d, rng);
-  for (const BlockSpec& b : spec_.layers) blocks_.push_back(std::make_unique<Block>(b, d, eps, rng));
+  for (const BlockSpec& b : spec_.layers)
+    blocks_.push_back(std::make_unique<Block>(b, d, eps, rng));
   norm_f_ = constant_param({d}, 1.0f);
   if (!spec_.tied) lm_head_ = normal_param({spec_.vocab, d}, 0.02f, rng);
 }
@@ -58,7 +64,7 @@ Var PerceiverAR::forward_window(const std::vector<int32_t>& tokens, int64_t B, i
   const float eps = static_cast<float>(spec_.norm_eps);
   const int64_t M = latents;
   Var x = embedding(embed_, tokens, B, T);  // (B, T, d)
-  Var xl = seq_tail(x, M);                   // (B, M, d): the latents' inputs
+  Var xl = seq_tail(x, M);                  // (B, M, d): the latents' inputs
   // Layer 0: latents cross-attend to every input at or before their position.
   Var a = cross_->forward(rmsnorm(xl, cross_norm_, eps), rmsnorm(x, cross_kv_norm_, eps),
                           cpu::AttnMask::RightAligned, pos0);  // (B, M, d)
@@ -96,7 +102,8 @@ Var PerceiverAR::latent_rows(const Var& x, const int64_t* pos, const float* k, c
   Var a = cross_->attend_cached(rmsnorm(x, cross_norm_, eps), pos, k, v, Tk, first);  // (n, d)
   Var z = cross_mlp_->residual(add(x, a), eps);
   const SeqBatch batch{{0, pool.position(0), n}};
-  for (size_t l = 0; l < blocks_.size(); ++l) z = blocks_[l]->forward_cached(z, batch, pool.layer(l));
+  for (size_t l = 0; l < blocks_.size(); ++l)
+    z = blocks_[l]->forward_cached(z, batch, pool.layer(l));
   pool.advance(0, n);
   return z;  // (n, d)
 }
@@ -131,8 +138,10 @@ double PerceiverAR::flops_per_token(int64_t context) const {
   const double w = static_cast<double>(std::min(context, c_.context_length));
   const double lat = static_cast<double>(std::min(context, c_.num_latents));
   const double hd_all = static_cast<double>(c_.num_attention_heads * c_.head_dim());
-  double latent = 2.0 * (2.0 * d * hd_all) + 2.0 * 2.0 * hd_all * w + 6.0 * d * c_.intermediate_size;
-  for (const auto& b : blocks_) latent += b->mixer().flops_per_token(lat) + 6.0 * d * c_.intermediate_size;
+  double latent =
+      2.0 * (2.0 * d * hd_all) + 2.0 * 2.0 * hd_all * w + 6.0 * d * c_.intermediate_size;
+  for (const auto& b : blocks_)
+    latent += b->mixer().flops_per_token(lat) + 6.0 * d * c_.intermediate_size;
   return 2.0 * 2.0 * d * kvd + 2.0 * latent + 2.0 * d * static_cast<double>(spec_.vocab);
 }
 

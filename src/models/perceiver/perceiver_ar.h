@@ -79,8 +79,8 @@ class PerceiverAR : public LanguageModel {
   StackSpec spec_;
   PerceiverArConfig c_;
   CrossAttentionSpec cross_spec_;
-  Var embed_;                            // (V, d)
-  Var cross_norm_, cross_kv_norm_;       // (d), (d)
+  Var embed_;                       // (V, d)
+  Var cross_norm_, cross_kv_norm_;  // (d), (d)
   std::unique_ptr<CrossAttention> cross_;
   std::unique_ptr<Mlp> cross_mlp_;
   std::vector<std::unique_ptr<Block>> blocks_;  // self-attention over the latents

@@ -30,8 +30,8 @@ struct Cycle {
   int64_t index = 0;
   int64_t start = 0;  // first new token
   int64_t lat = 0;    // first latent
-  int64_t win = 0;  // first input of the window
-  int64_t end = 0;  // first position of the next cycle
+  int64_t win = 0;    // first input of the window
+  int64_t end = 0;    // first position of the next cycle
 };
 
 Cycle cycle_of(int64_t t, int64_t L, int64_t M) {
@@ -215,8 +215,8 @@ class PerceiverArSession : public InferenceSession {
 
   PerceiverAR& m_;
   const int64_t L_, M_, kvd_;
-  Tensor k_, v_;  // (<= L, KV*hd): inputs [win_, pos_), rotated keys and values
-  std::vector<int32_t> toks_;   // tokens of [win_, pos_)
+  Tensor k_, v_;                     // (<= L, KV*hd): inputs [win_, pos_), rotated keys and values
+  std::vector<int32_t> toks_;        // tokens of [win_, pos_)
   std::unique_ptr<StatePool> pool_;  // the latents' self-attention caches (capacity M)
   int64_t pos_ = 0, win_ = 0;
   int64_t cycle_ = -1;  // the cycle the latent caches belong to; -1: none
