@@ -139,10 +139,10 @@ std::vector<std::string> DecoderLM::describe() const {
       if (it == lines.end())
         lines.emplace_back(s, std::to_string(l));
       else
-        it->second += "," + std::to_string(l);
+        it->second.append(",").append(std::to_string(l));  // not "," + ...: GCC 12 -Wrestrict
     }
   for (const auto& [text, layers] : lines) {
-    std::string line = "layers ";  // appended piecewise: GCC 12 misreads a + chain (-Wrestrict)
+    std::string line = "layers ";
     line += layers;
     line += ": ";
     line += text;
