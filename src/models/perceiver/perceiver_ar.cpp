@@ -5,6 +5,7 @@
 #include "autograd/ops.h"
 #include "base/error.h"
 #include "kernels/cpu/gemm.h"
+#include "models/transformer/transformer.h"
 
 namespace pf {
 
@@ -14,24 +15,13 @@ PerceiverAR::PerceiverAR(StackSpec spec, const PerceiverArConfig& c, uint64_t se
   const int64_t d = spec_.d_model;
   const float eps = static_cast<float>(spec_.norm_eps);
   embed_ = normal_param({spec_.vocab, d}, 0.02f, rng);
-  cross_spec_.d = d;
-  cross_spec_.heads = c.num_attention_heads;
-  cross_spec_.kv_heads = c.num_key_value_heads;
-  cross_spec_.head_dim = c.head_dim();
-  cross_spec_.rope = cpu::RopeStyle{static_cast<float>(c.rope_theta), true, true, c.rotary_dim()};
-  cross_spec_.out_std = 0.02f / std::sqrt(2.0f * c.num_hidden_layers);
+  cross_spec_ = c.cross_attention();
   cross_norm_ = constant_param({d}, 1.0f);
   cross_kv_norm_ = constant_param({d}, 1.0f);
   cross_ = std::make_unique<CrossAttention>(cross_spec_, rng);
-  MlpSpec m{MlpLayout::Separate,
-            c.intermediate_size,
-            "post_attention_layernorm.weight",
-            "mlp.gate_proj.weight",
-            "mlp.up_proj.weight",
-            "mlp.down_proj.weight",
-            0.02f,
-            cross_spec_.out_std};
-  cross_mlp_ = std::make_unique<Mlp>(m, d, rng);
+  // The cross layer's MLP has the shape and names of every latent layer's.
+  cross_mlp_ = std::make_unique<Mlp>(
+      llama_attention_block(0, c.self_attention(), c.intermediate_size).mlp, d, rng);
   for (const BlockSpec& b : spec_.layers)
     blocks_.push_back(std::make_unique<Block>(b, d, eps, rng));
   norm_f_ = constant_param({d}, 1.0f);

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "models/core/decoder_lm.h"
+#include "models/mixers/attention.h"
 #include "models/mixers/cross_attention.h"
 
 namespace pf {
@@ -31,6 +32,10 @@ struct PerceiverArConfig {
   nlohmann::json source;
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
   int64_t rotary_dim() const;
+  // The one place the layers' shapes come from (the stack's latent blocks, the model's
+  // cross layer, the parameter count).
+  AttentionSpec self_attention() const;  // the latent layers' mixer
+  CrossAttentionSpec cross_attention() const;
 
   static PerceiverArConfig from_json(const nlohmann::json& j);
   nlohmann::json to_json() const;

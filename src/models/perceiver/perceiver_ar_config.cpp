@@ -4,8 +4,8 @@
 #include "base/error.h"
 #include "io/config_json.h"
 #include "models/limits.h"
-#include "models/mixers/attention.h"
 #include "models/perceiver/perceiver_ar.h"
+#include "models/transformer/transformer.h"
 
 namespace pf {
 
@@ -69,29 +69,25 @@ nlohmann::json PerceiverArConfig::to_json() const {
   return j;
 }
 
-namespace {
-AttentionSpec self_attention_spec(const PerceiverArConfig& c) {
+AttentionSpec PerceiverArConfig::self_attention() const {
   AttentionSpec a;
-  a.d = c.hidden_size;
-  a.heads = c.num_attention_heads;
-  a.kv_heads = c.num_key_value_heads;
-  a.head_dim = c.head_dim();
-  a.rope = cpu::RopeStyle{static_cast<float>(c.rope_theta), true, true, c.rotary_dim()};
-  a.out_std = 0.02f / std::sqrt(2.0f * c.num_hidden_layers);
+  a.d = hidden_size;
+  a.heads = num_attention_heads;
+  a.kv_heads = num_key_value_heads;
+  a.head_dim = head_dim();
+  a.rope = cpu::RopeStyle{static_cast<float>(rope_theta), true, true, rotary_dim()};
+  a.out_std = 0.02f / std::sqrt(2.0f * num_hidden_layers);
   return a;
 }
 
-MlpSpec mlp_spec(const PerceiverArConfig& c, float out_std) {
-  return MlpSpec{MlpLayout::Separate,
-                 c.intermediate_size,
-                 "post_attention_layernorm.weight",
-                 "mlp.gate_proj.weight",
-                 "mlp.up_proj.weight",
-                 "mlp.down_proj.weight",
-                 0.02f,
-                 out_std};
+CrossAttentionSpec PerceiverArConfig::cross_attention() const {
+  const AttentionSpec a = self_attention();
+  CrossAttentionSpec x;
+  x.d = a.d, x.heads = a.heads, x.kv_heads = a.kv_heads, x.head_dim = a.head_dim;
+  x.rope = a.rope;
+  x.init_std = a.init_std, x.out_std = a.out_std;
+  return x;
 }
-}  // namespace
 
 StackSpec perceiver_ar_stack(const nlohmann::json& j) {
   const PerceiverArConfig c = PerceiverArConfig::from_json(j);
@@ -106,19 +102,12 @@ StackSpec perceiver_ar_stack(const nlohmann::json& j) {
   s.final_norm = "model.norm.weight";
   s.rng_stream = 5;
   s.max_context = c.context_length;
-  const AttentionSpec a = self_attention_spec(c);
-  for (int64_t l = 1; l < c.num_hidden_layers; ++l) {
-    BlockSpec b;
-    b.prefix = "model.layers." + std::to_string(l) + ".";
-    b.norm = "input_layernorm.weight";
-    b.mixer_name = "self_attn.";
-    set_mixer(b, 'A', a, make_attention);
-    b.mlp = mlp_spec(c, a.out_std);
-    s.layers.push_back(std::move(b));
-  }
-  // Layer 0: two norms (latents, inputs), the cross-attention, the MLP.
+  const AttentionSpec a = c.self_attention();
+  for (int64_t l = 1; l < c.num_hidden_layers; ++l)
+    s.layers.push_back(llama_attention_block(l, a, c.intermediate_size));
+  // Layer 0: two norms (latents, inputs), the cross-attention, the MLP (layer 1's shape).
   const int64_t d = c.hidden_size;
-  s.extra_params = 2 * d + (a.param_count()) + d + 3 * d * c.intermediate_size;
+  s.extra_params = 2 * d + c.cross_attention().param_count() + d + 3 * d * c.intermediate_size;
   s.make_model = [c](const StackSpec& spec, uint64_t seed) -> std::unique_ptr<LanguageModel> {
     return std::make_unique<PerceiverAR>(spec, c, seed);
   };

@@ -72,6 +72,23 @@ nlohmann::json TransformerConfig::to_json() const {
   return j;
 }
 
+BlockSpec llama_attention_block(int64_t l, const AttentionSpec& a, int64_t ffn) {
+  BlockSpec b;
+  b.prefix = "model.layers." + std::to_string(l) + ".";
+  b.norm = "input_layernorm.weight";
+  b.mixer_name = "self_attn.";
+  set_mixer(b, 'A', a, make_attention);
+  b.mlp = MlpSpec{MlpLayout::Separate,
+                  ffn,
+                  "post_attention_layernorm.weight",
+                  "mlp.gate_proj.weight",
+                  "mlp.up_proj.weight",
+                  "mlp.down_proj.weight",
+                  0.02f,
+                  a.out_std};
+  return b;
+}
+
 StackSpec transformer_stack(const nlohmann::json& j) {
   const TransformerConfig c = TransformerConfig::from_json(j);
   StackSpec s;
@@ -93,22 +110,8 @@ StackSpec transformer_stack(const nlohmann::json& j) {
   a.rope = cpu::RopeStyle{static_cast<float>(c.rope_theta), false, false};
   // Residual output projections are scaled down so the stream's variance stays O(1).
   a.out_std = 0.02f / std::sqrt(2.0f * c.num_hidden_layers);
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    BlockSpec b;
-    b.prefix = "model.layers." + std::to_string(l) + ".";
-    b.norm = "input_layernorm.weight";
-    b.mixer_name = "self_attn.";
-    set_mixer(b, 'A', a, make_attention);
-    b.mlp = MlpSpec{MlpLayout::Separate,
-                    c.intermediate_size,
-                    "post_attention_layernorm.weight",
-                    "mlp.gate_proj.weight",
-                    "mlp.up_proj.weight",
-                    "mlp.down_proj.weight",
-                    0.02f,
-                    a.out_std};
-    s.layers.push_back(std::move(b));
-  }
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    s.layers.push_back(llama_attention_block(l, a, c.intermediate_size));
   return s;
 }
 

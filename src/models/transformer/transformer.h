@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "models/core/decoder_lm.h"
+#include "models/mixers/attention.h"
 
 namespace pf {
 
@@ -24,6 +25,10 @@ struct TransformerConfig {
   static TransformerConfig from_json(const nlohmann::json& j);
   nlohmann::json to_json() const;
 };
+
+// Layer l of a Llama stack: pre-norm attention (mixer a) and a separate SwiGLU MLP of width
+// ffn, under Llama's tensor names. Perceiver AR's latent layers are these too.
+BlockSpec llama_attention_block(int64_t l, const AttentionSpec& a, int64_t ffn);
 
 // The stack a LlamaConfig describes: attention + SwiGLU MLP in every layer.
 StackSpec transformer_stack(const nlohmann::json& config);
