@@ -88,7 +88,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 }  // namespace
 
-void load_weights(LanguageModel& m, const WeightFiles& w) {
+void load_weights(Model& m, const WeightFiles& w) {
   std::set<std::string> used;
   Tensor embedding;  // for comparing a stored lm_head of a tied model
   m.visit_params([&](const std::string& name, Var& p, ParamKind kind) {
@@ -159,7 +159,7 @@ std::unique_ptr<LanguageModel> load_model_from(const std::string& dir) {
 }
 }  // namespace
 
-void write_model_files(const std::string& dir, LanguageModel& m) {
+void write_model_files(const std::string& dir, Model& m) {
   write_file_atomic((fs::path(dir) / "config.json").string(), m.config_json().dump(2) + "\n");
   std::vector<std::pair<std::string, Tensor>> tensors;
   m.visit_params(
@@ -167,7 +167,7 @@ void write_model_files(const std::string& dir, LanguageModel& m) {
   write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
 }
 
-void save_model(const std::string& dir, LanguageModel& m) {
+void save_model(const std::string& dir, Model& m) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   PF_CHECK(!ec, "cannot create ", dir, ": ", ec.message());

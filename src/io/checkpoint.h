@@ -36,13 +36,13 @@ class WeightFiles {
 // A tensor the model does not use is an error (a config with fewer layers than the
 // weights), except buffers the published exports carry (rotary inv_freq, a tied lm_head
 // equal to the embedding).
-void load_weights(LanguageModel& m, const WeightFiles& w);
+void load_weights(Model& m, const WeightFiles& w);
 // Reads DIR/config.json and DIR/model.safetensors.
 std::unique_ptr<LanguageModel> load_model(const std::string& dir);
 
 // Writes config.json and model.safetensors of m into an existing directory.
-void write_model_files(const std::string& dir, LanguageModel& m);
+void write_model_files(const std::string& dir, Model& m);
 // A model-only directory (created if needed); each file is replaced atomically.
-void save_model(const std::string& dir, LanguageModel& m);
+void save_model(const std::string& dir, Model& m);
 
 }  // namespace pf

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "autograd/tape.h"
+#include "models/model.h"
 #include "nn/params.h"
 
 namespace pf {
@@ -48,10 +49,8 @@ struct ForwardOptions {
   bool recompute = false;     // keep only block inputs; recompute blocks in the backward
 };
 
-class LanguageModel {
+class LanguageModel : public Model {
  public:
-  virtual ~LanguageModel() = default;
-  virtual std::string arch() const = 0;
   virtual int64_t vocab_size() const = 0;
   virtual int64_t max_context() const = 0;
   // True when inference state is constant in context (recurrent models).
@@ -62,22 +61,16 @@ class LanguageModel {
   // forward() over T tokens returns logits for the last loss_rows(T) positions of each
   // sequence (all T for a decoder; the latents for Perceiver AR).
   virtual int64_t loss_rows(int64_t T) const { return T; }
-  // Every parameter once, under its checkpoint (Hugging Face) name.
-  virtual void visit_params(const ParamVisitor& visit) = 0;
   // tokens: B*T ids -> logits (B*T, V), recorded on the active tape if any.
   virtual Var forward(const std::vector<int32_t>& tokens, int64_t B, int64_t T,
                       const ForwardOptions& opt) = 0;
   virtual std::unique_ptr<InferenceSession> new_session(int64_t max_tokens) = 0;
-  // The config.json this model saves (Hugging Face keys).
-  virtual nlohmann::json config_json() const = 0;
   // Bytes of inference state (KV cache or recurrent state) at a context length.
   virtual int64_t state_bytes(int64_t context) const = 0;
   // Forward FLOPs per token at a context length (for throughput reporting).
   virtual double flops_per_token(int64_t context) const = 0;
   // Lines for `info` beyond the config (layer pattern, per-head memory, ...).
   virtual std::vector<std::string> describe() const { return {}; }
-
-  int64_t num_params();
 };
 
 // Architectures register in models/registry.h; these look them up by config or name.

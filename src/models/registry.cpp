@@ -63,6 +63,8 @@ const Entry& entry_for(const nlohmann::json& config) {
 }
 }  // namespace
 
+StackSpec stack_spec_for(const nlohmann::json& config) { return entry_for(config).build(config); }
+
 int64_t config_param_count(const nlohmann::json& config) {
   return entry_for(config).build(config).param_count();
 }
@@ -106,7 +108,7 @@ std::vector<std::string> registered_archs() {
   return v;
 }
 
-int64_t LanguageModel::num_params() {
+int64_t Model::num_params() {
   int64_t n = 0;
   visit_params([&](const std::string&, Var& p, ParamKind) { n += p.value().numel(); });
   return n;

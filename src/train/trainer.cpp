@@ -13,6 +13,7 @@
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "io/config_json.h"
+#include "train/lm_task.h"
 
 namespace pf {
 
@@ -110,30 +111,41 @@ TrainerState read_trainer_state(const std::string& path) {
 
 Trainer::Trainer(LanguageModel& model, const BatchSource& data, const TrainOptions& opt,
                  std::unique_ptr<RunDir> run_dir)
-    : model_(model), data_(data), opt_(opt), run_dir_(std::move(run_dir)) {
-  opt.validate();
+    : own_task_(std::make_unique<LmTask>(model, data, opt.seq)),
+      task_(own_task_.get()),
+      model_(model),
+      opt_(opt),
+      run_dir_(std::move(run_dir)) {
+  init();
+}
+
+Trainer::Trainer(TrainTask& task, const TrainOptions& opt, std::unique_ptr<RunDir> run_dir)
+    : task_(&task), model_(task.model()), opt_(opt), run_dir_(std::move(run_dir)) {
+  init();
+}
+
+void Trainer::init() {
+  opt_.validate();
   // Weights, gradients and two AdamW moments: 16 bytes a parameter before any activation.
   const int64_t ram = physical_memory_bytes();
-  const int64_t params = model.num_params();
+  const int64_t params = model_.num_params();
   PF_CHECK(ram == 0 || params <= ram / 16, "training ", params, " parameters needs at least ",
            (params * 16) >> 20,
            " MiB (weights, gradients, AdamW moments), more than this "
            "machine's ",
            ram >> 20, " MiB");
-  PF_CHECK(opt.seq <= model.max_context(), "--seq ", opt.seq, " exceeds the model's context ",
-           model.max_context());
   // Everything that could fail at the end of a run is checked before its first step.
-  data.check_fits(opt.batch, opt.seq);
+  task_->check_fits(opt_.batch);
   std::vector<std::pair<std::string, Var>> named;
   std::vector<ParamKind> kinds;
   model_.visit_params([&](const std::string& name, Var& p, ParamKind kind) {
     named.emplace_back(name, p);
     kinds.push_back(kind);
   });
-  adam_ = std::make_unique<AdamW>(opt.adam, named, kinds);
-  for (const std::string& f : opt.extra_files)
+  adam_ = std::make_unique<AdamW>(opt_.adam, named, kinds);
+  for (const std::string& f : opt_.extra_files)
     extra_blobs_.emplace_back(fs::path(f).filename().string(), read_file(f));
-  if (!run_dir_ && !opt.out_dir.empty()) run_dir_ = std::make_unique<RunDir>(opt.out_dir);
+  if (!run_dir_ && !opt_.out_dir.empty()) run_dir_ = std::make_unique<RunDir>(opt_.out_dir);
 }
 
 double Trainer::train_step() {
@@ -141,7 +153,6 @@ double Trainer::train_step() {
   double loss_sum = 0.0;
   for (int64_t micro = 0; micro < opt_.accum; ++micro) {
     const uint64_t sample = static_cast<uint64_t>(step_) * opt_.accum + micro;
-    Batch b = data_.train_batch(opt_.batch, opt_.seq, opt_.seed, sample);
     Tape tape;
     {
       TapeScope scope(tape);
@@ -149,8 +160,7 @@ double Trainer::train_step() {
       fo.dropout = opt_.dropout;
       fo.recompute = opt_.recompute;
       fo.dropout_seed = (opt_.seed * 0x9E3779B97F4A7C15ULL) ^ (sample * 1000003ULL);
-      Var logits = model_.forward(b.inputs, b.B, b.T, fo);
-      Var loss = cross_entropy(logits, tail_targets(b, model_.loss_rows(b.T)));
+      Var loss = task_->train_loss(opt_.batch, opt_.seed, sample, fo);
       loss_sum += loss.value().data()[0];
       Var scaled = scale(loss, 1.0f / static_cast<float>(opt_.accum));
       tape.backward(scaled);
@@ -161,19 +171,6 @@ double Trainer::train_step() {
   adam_->step(lr_at(step_, opt_.warmup, opt_.steps, opt_.lr, opt_.min_lr_ratio));
   ++step_;
   return loss_sum / opt_.accum;
-}
-
-double Trainer::evaluate_bpb(int64_t max_batches) {
-  NoGradScope no_grad;
-  const int64_t n = std::min(max_batches, data_.num_val_batches(opt_.batch, opt_.seq));
-  PF_CHECK(n > 0, "no validation batch of ", opt_.batch, " x ", opt_.seq);
-  double total = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    Batch b = data_.val_batch(opt_.batch, opt_.seq, i);
-    Var logits = model_.forward(b.inputs, b.B, b.T, ForwardOptions{});
-    total += cross_entropy(logits, tail_targets(b, model_.loss_rows(b.T))).value().data()[0];
-  }
-  return total / n / std::log(2.0) / data_.bytes_per_token();
 }
 
 namespace {
@@ -189,8 +186,9 @@ std::string format_eta(double s) {
 TrainResult Trainer::run() {
   TrainResult r;
   Timer timer;
-  // Tokens with a loss: all of them for a decoder, the latents for Perceiver AR.
-  const int64_t tokens_per_step = opt_.batch * model_.loss_rows(opt_.seq) * opt_.accum;
+  // Items with a loss: every token for a decoder, the latents for Perceiver AR, examples
+  // for a classifier.
+  const int64_t tokens_per_step = task_->items_per_batch(opt_.batch) * opt_.accum;
   const int64_t start_step = step_;
   double last_val = std::nan("");
   // A fresh run starts metrics.jsonl anew; a resumed one keeps the rows up to its step.
@@ -216,17 +214,18 @@ TrainResult Trainer::run() {
     if (evaluated) last_val = evaluate_bpb(opt_.eval_batches);
     if (metrics_ && (evaluated || step_ % opt_.log_every == 0 || ending)) {
       const double el_now = timer.seconds();
-      metrics_->append(
-          {{"step", step_},
-           {"tokens", step_ * tokens_per_step},
-           {"loss", loss_since_row / steps_since_row},
-           {"train_bpb",
-            loss_since_row / steps_since_row / std::log(2.0) / data_.bytes_per_token()},
-           {"val_bpb", evaluated ? nlohmann::json(last_val) : nlohmann::json()},
-           {"lr", lr_at(step_ - 1, opt_.warmup, opt_.steps, opt_.lr, opt_.min_lr_ratio)},
-           {"tokens_per_s", done * tokens_per_step / el_now},
-           {"peak_mem_mib", peak_rss_kib() / 1024.0},
-           {"seconds", el_now}});
+      const std::string items = task_->items_key();
+      nlohmann::json row = {
+          {"step", step_},
+          {items, step_ * tokens_per_step},
+          {"loss", loss_since_row / steps_since_row},
+          {task_->val_key(), evaluated ? nlohmann::json(last_val) : nlohmann::json()},
+          {"lr", lr_at(step_ - 1, opt_.warmup, opt_.steps, opt_.lr, opt_.min_lr_ratio)},
+          {items + "_per_s", done * tokens_per_step / el_now},
+          {"peak_mem_mib", peak_rss_kib() / 1024.0},
+          {"seconds", el_now}};
+      task_->add_train_metrics(row, loss_since_row / steps_since_row);
+      metrics_->append(row);
       loss_since_row = 0.0;
       steps_since_row = 0;
     }
@@ -234,11 +233,12 @@ TrainResult Trainer::run() {
       const double tps = done * tokens_per_step / el;
       double eta = (opt_.steps - step_) * el / done;
       if (opt_.time_limit > 0) eta = std::min(eta, std::max(0.0, opt_.time_limit - el));
-      std::printf("step %5ld/%ld | loss %.4f | val bpb %s | lr %.2e | %.0f tok/s | ETA %s\n",
+      std::printf("step %5ld/%ld | loss %.4f | %s %s | lr %.2e | %.0f %s | ETA %s\n",
                   static_cast<long>(step_), static_cast<long>(opt_.steps), loss,
-                  std::isnan(last_val) ? "  -   " : (std::to_string(last_val).substr(0, 6)).c_str(),
+                  task_->val_label().c_str(),
+                  std::isnan(last_val) ? "  -   " : task_->format_val(last_val).c_str(),
                   lr_at(step_ - 1, opt_.warmup, opt_.steps, opt_.lr, opt_.min_lr_ratio), tps,
-                  format_eta(eta).c_str());
+                  task_->rate_unit().c_str(), format_eta(eta).c_str());
       std::fflush(stdout);
     }
     if (run_dir_ && opt_.save_every > 0 && step_ % opt_.save_every == 0 && !ending)

@@ -13,6 +13,7 @@
 #include "models/lm.h"
 #include "train/adamw.h"
 #include "train/metrics_log.h"
+#include "train/train_task.h"
 
 namespace pf {
 
@@ -47,6 +48,8 @@ TrainerState read_trainer_state(const std::string& path);
 struct TrainResult {
   int64_t steps_done = 0;
   std::vector<double> losses;  // training loss per step taken in this run
+  // The task's validation score (bits per byte for a language model) and items (tokens
+  // with a loss, or examples) per second.
   double val_bpb = 0, tokens_per_sec = 0, seconds = 0;
   bool stopped_by_time = false;
 };
@@ -57,11 +60,14 @@ class Trainer {
   // opt.out_dir, if any.
   Trainer(LanguageModel& model, const BatchSource& data, const TrainOptions& opt,
           std::unique_ptr<RunDir> run_dir = nullptr);
+  // Any task: classification, masked prediction, next-token prediction.
+  Trainer(TrainTask& task, const TrainOptions& opt, std::unique_ptr<RunDir> run_dir = nullptr);
   // Loads weights, optimizer moments and the step counter from a checkpoint directory.
   void resume_from(const std::string& dir);
   TrainResult run();
-  // Mean validation loss in bits per byte over up to max_batches batches.
-  double evaluate_bpb(int64_t max_batches);
+  // The task's validation score over up to max_batches batches (bits per byte for a
+  // language model).
+  double evaluate_bpb(int64_t max_batches) { return task_->validate(opt_.batch, max_batches); }
   int64_t step() const { return step_; }
   // A file every checkpoint carries (e.g. task.json); its name must be one RunDir knows.
   void add_checkpoint_file(const std::string& name, const std::string& bytes) {
@@ -71,11 +77,13 @@ class Trainer {
   const std::string& last_checkpoint() const { return last_checkpoint_; }
 
  private:
+  void init();
   double train_step();
   void save_checkpoint();
 
-  LanguageModel& model_;
-  const BatchSource& data_;
+  std::unique_ptr<TrainTask> own_task_;  // the LmTask of the language-model constructor
+  TrainTask* task_;
+  Model& model_;
   TrainOptions opt_;
   std::unique_ptr<AdamW> adam_;
   std::unique_ptr<RunDir> run_dir_;  // locked for the trainer's lifetime; null without out_dir
