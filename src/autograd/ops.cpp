@@ -223,6 +223,41 @@ Var seq_tail(const Var& x, int64_t n) {
   return y;
 }
 
+Var repeat_batch(const Var& x, int64_t B) {
+  check_contig(x, "repeat_batch");
+  PF_CHECK(x.value().dim() == 2 && B > 0, "repeat_batch: ", B, " copies of ",
+           shape_str(x.shape()));
+  const int64_t n = x.value().numel();
+  Var y = make_out({B, x.shape()[0], x.shape()[1]});
+  for (int64_t b = 0; b < B; ++b) std::copy_n(x.data(), n, y.data() + b * n);
+  if (needs_grad({&x})) {
+    y.set_requires_grad(true);
+    Tape::active()->record([x, y, B, n] {
+      for (int64_t b = 0; b < B; ++b) cpu::axpy(n, 1.0f, y.grad().data() + b * n, x.grad().data());
+    });
+  }
+  return y;
+}
+
+Var seq_mean(const Var& x) {
+  check_contig(x, "seq_mean");
+  PF_CHECK(x.value().dim() == 3 && x.shape()[1] > 0, "seq_mean: ", shape_str(x.shape()));
+  const int64_t B = x.shape()[0], T = x.shape()[1], C = x.shape()[2];
+  Var y = make_out({B, C}, /*zero=*/true);
+  const float inv = 1.0f / static_cast<float>(T);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) cpu::axpy(C, inv, x.data() + (b * T + t) * C, y.data() + b * C);
+  if (needs_grad({&x})) {
+    y.set_requires_grad(true);
+    Tape::active()->record([x, y, B, T, C, inv] {
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t)
+          cpu::axpy(C, inv, y.grad().data() + b * C, x.grad().data() + (b * T + t) * C);
+    });
+  }
+  return y;
+}
+
 Var add(const Var& a, const Var& b) {
   check_same(a, b, "add");
   Var y = make_out(a.shape());

@@ -37,6 +37,12 @@ Var concat_rows(const std::vector<Var>& parts);
 // x: (B, T, C) -> (B, n, C): the last n positions of each sequence (a copy).
 Var seq_tail(const Var& x, int64_t n);
 
+// x: (M, C) -> (B, M, C): the same rows for every batch item (Perceiver's learned latents
+// and queries); the gradient sums over the batch.
+Var repeat_batch(const Var& x, int64_t B);
+// x: (B, T, C) -> (B, C): the mean over positions (pooling a sequence for a classifier).
+Var seq_mean(const Var& x);
+
 // Splits the last dim of x (..., sum(sizes)) into contiguous pieces (..., sizes[i]).
 std::vector<Var> split_last(const Var& x, const std::vector<int64_t>& sizes);
 

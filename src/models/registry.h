@@ -13,6 +13,10 @@ using StackBuilder = std::function<StackSpec(const nlohmann::json& config)>;
 using WeightsAdapter =
     std::function<void(nlohmann::json& config, const std::vector<std::string>& tensor_names)>;
 
+// The StackSpec a language-model config describes (validated), for models that reuse a
+// family's block stack without its embedding and head (sequence classifiers).
+StackSpec stack_spec_for(const nlohmann::json& config);
+
 void register_arch(const std::string& arch, const std::string& model_type, StackBuilder build,
                    WeightsAdapter adapt = {});
 
