@@ -607,3 +607,25 @@ TEST(Ops, CompositeBlockBackward) {
       },
       opts));
 }
+
+TEST(Ops, RepeatBatchForwardAndBackward) {
+  Var x = random_var({3, 4}, 41);
+  Var y = repeat_batch(x, 2);
+  ASSERT_EQ(y.shape(), (Shape{2, 3, 4}));
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t i = 0; i < 12; ++i) EXPECT_EQ(y.data()[b * 12 + i], x.data()[i]);
+  EXPECT_TRUE(gradcheck({x}, [](const std::vector<Var>& in) { return repeat_batch(in[0], 3); }));
+}
+
+TEST(Ops, SeqMeanForwardAndBackward) {
+  Var x = random_var({2, 5, 3}, 42);
+  Var y = seq_mean(x);
+  ASSERT_EQ(y.shape(), (Shape{2, 3}));
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t c = 0; c < 3; ++c) {
+      double s = 0;
+      for (int64_t t = 0; t < 5; ++t) s += x.data()[(b * 5 + t) * 3 + c];
+      EXPECT_NEAR(y.data()[b * 3 + c], s / 5, 1e-6);
+    }
+  EXPECT_TRUE(gradcheck({x}, [](const std::vector<Var>& in) { return seq_mean(in[0]); }));
+}
