@@ -15,6 +15,7 @@ void add_info(CLI::App& app);
 void add_task(CLI::App& app);
 void add_compare(CLI::App& app);
 void add_plot(CLI::App& app);
+void add_classify(CLI::App& app);
 
 // A flag value that is one number and nothing else ("0.97", not "0.97x" or ""); false
 // otherwise, so the caller can name the flag in its error.

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 PACKAGES=(build-essential cmake ninja-build libdnnl-dev nlohmann-json3-dev libcli11-dev
           libgtest-dev libbenchmark-dev libsentencepiece-dev bible-kjv
           clang libclang-rt-14-dev libomp-dev  # clang: the sanitizer and libFuzzer build
+          zlib1g-dev libpng-dev  # gzip data sets, PNG images (classify)
+          dataset-fashion-mnist espeak-ng sox  # classify data: images, synthesised spoken digits
           gnuplot-nox chromium)  # plots of `compare` and `plot`; chromium renders report.html in a test
 
 missing=()

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "base/error.h"
+#include "io/gzip.h"
 #include "io/read_file.h"
 
 namespace pf {
@@ -45,7 +46,11 @@ IdxArray parse_idx(const std::string& bytes, const std::string& name) {
   return a;
 }
 
-IdxArray read_idx_file(const std::string& path) { return parse_idx(read_file(path), path); }
+IdxArray read_idx_file(const std::string& path) {
+  std::string bytes = read_file(path);
+  if (is_gzip(bytes)) bytes = gunzip(bytes, path);
+  return parse_idx(bytes, path);
+}
 
 std::string format_idx(const IdxArray& a) {
   PF_CHECK(!a.dims.empty() && a.dims.size() <= 4, "IDX: rank ", a.dims.size(), " is not in [1, 4]");

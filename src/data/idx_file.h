@@ -17,7 +17,7 @@ struct IdxArray {
 
 // Parses an IDX file's bytes; `name` is used in errors ("FILE: ...").
 IdxArray parse_idx(const std::string& bytes, const std::string& name);
-// Reads and parses a file (plain, not gzip: Debian ships them uncompressed).
+// Reads and parses a file, plain or gzip-compressed (as Debian ships Fashion-MNIST).
 IdxArray read_idx_file(const std::string& path);
 // The bytes of an IDX file of unsigned bytes (for tests and for writing subsets).
 std::string format_idx(const IdxArray& a);

@@ -159,6 +159,21 @@ std::unique_ptr<LanguageModel> load_model_from(const std::string& dir) {
 }
 }  // namespace
 
+std::unique_ptr<Classifier> load_classifier(const std::string& dir_in) {
+  const std::string dir = resolve_checkpoint_dir(dir_in);
+  const std::string cfg_path = (fs::path(dir) / "config.json").string();
+  const nlohmann::json cfg = read_json_file(cfg_path);
+  const WeightFiles weights(dir);
+  std::unique_ptr<Classifier> m;
+  try {
+    m = create_classifier(cfg, 0);
+  } catch (const Error& e) {
+    fail(cfg_path, ": ", e.what());
+  }
+  load_weights(*m, weights);
+  return m;
+}
+
 void write_model_files(const std::string& dir, Model& m) {
   write_file_atomic((fs::path(dir) / "config.json").string(), m.config_json().dump(2) + "\n");
   std::vector<std::pair<std::string, Tensor>> tensors;

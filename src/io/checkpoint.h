@@ -11,6 +11,7 @@
 
 #include "io/run_dir.h"
 #include "io/safetensors.h"
+#include "models/classify/classifier.h"
 #include "models/lm.h"
 
 namespace pf {
@@ -39,6 +40,9 @@ class WeightFiles {
 void load_weights(Model& m, const WeightFiles& w);
 // Reads DIR/config.json and DIR/model.safetensors.
 std::unique_ptr<LanguageModel> load_model(const std::string& dir);
+
+// A classifier directory (config.json with a classifier model_type, model.safetensors).
+std::unique_ptr<Classifier> load_classifier(const std::string& dir);
 
 // Writes config.json and model.safetensors of m into an existing directory.
 void write_model_files(const std::string& dir, Model& m);

@@ -1,0 +1,179 @@
+#include "data/input_spec.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "base/checks.h"
+#include "base/error.h"
+#include "data/fourier_features.h"
+#include "data/png_file.h"
+#include "data/wav_file.h"
+#include "io/config_json.h"
+#include "io/read_file.h"
+
+namespace pf {
+
+namespace {
+FourierSpec fourier_of(const InputSpec& s) {
+  FourierSpec f;
+  f.bands = s.bands;
+  if (s.modality == "image") f.grid = {s.height / s.patch, s.width / s.patch};
+  else f.grid = {s.length()};
+  return f;
+}
+}  // namespace
+
+int64_t InputSpec::frames() const {
+  const LogMelSpec m = mel_spec();
+  const int64_t n = static_cast<int64_t>(std::llround(seconds * sample_rate));
+  return n < m.win ? 1 : 1 + (n - m.win) / m.hop;
+}
+
+LogMelSpec InputSpec::mel_spec() const {
+  LogMelSpec m;
+  m.sample_rate = sample_rate;
+  m.n_mels = n_mels;
+  return m;
+}
+
+int64_t InputSpec::length() const {
+  if (modality == "image") return (height / patch) * (width / patch);
+  if (modality == "audio") return frames();
+  return max_bytes;
+}
+
+int64_t InputSpec::content_channels() const {
+  if (modality == "image") return patch * patch;
+  if (modality == "audio") return n_mels;
+  return 256;
+}
+
+int64_t InputSpec::position_channels() const { return fourier_of(*this).channels(); }
+
+std::vector<float> InputSpec::positions() const { return fourier_position_features(fourier_of(*this)); }
+
+void InputSpec::validate() const {
+  PF_CHECK(modality == "image" || modality == "audio" || modality == "text", "input: modality '",
+           modality, "' is not image, audio or text");
+  check_range("input: bands", bands, 1, 64);
+  if (modality == "image") {
+    check_range("input: height", height, 1, 4096);
+    check_range("input: width", width, 1, 4096);
+    check_range("input: patch", patch, 1, std::min(height, width));
+    PF_CHECK(height % patch == 0 && width % patch == 0, "input: patch ", patch,
+             " does not divide the image size ", height, "x", width);
+  } else if (modality == "audio") {
+    check_range("input: sample_rate", sample_rate, 8000, 192000);
+    check_range("input: n_mels", n_mels, 1, 256);
+    check_range("input: seconds", seconds, 0.05, 60.0);
+    mel_spec().check();
+  } else {
+    check_range("input: max_bytes", max_bytes, 1, 1 << 16);
+  }
+}
+
+nlohmann::json InputSpec::to_json() const {
+  nlohmann::json j = {{"modality", modality}, {"bands", bands}};
+  if (modality == "image") {
+    j["height"] = height;
+    j["width"] = width;
+    j["patch"] = patch;
+  } else if (modality == "audio") {
+    j["sample_rate"] = sample_rate;
+    j["n_mels"] = n_mels;
+    j["seconds"] = seconds;
+  } else {
+    j["max_bytes"] = max_bytes;
+  }
+  return j;
+}
+
+InputSpec InputSpec::from_json(const nlohmann::json& j) {
+  PF_CHECK(j.is_object(), "input: not a JSON object");
+  InputSpec s;
+  s.modality = json_str(j, "modality", "");
+  s.bands = json_int(j, "bands", s.bands);
+  s.height = json_int(j, "height", s.height);
+  s.width = json_int(j, "width", s.width);
+  s.patch = json_int(j, "patch", s.patch);
+  s.sample_rate = json_int(j, "sample_rate", s.sample_rate);
+  s.n_mels = json_int(j, "n_mels", s.n_mels);
+  s.seconds = json_num(j, "seconds", s.seconds);
+  s.max_bytes = json_int(j, "max_bytes", s.max_bytes);
+  s.validate();
+  return s;
+}
+
+std::vector<float> InputSpec::image_content(const uint8_t* gray, int64_t h, int64_t w,
+                                            const std::string& name) const {
+  PF_CHECK(h == height && w == width, name, ": image is ", w, "x", h, " pixels, the model reads ",
+           width, "x", height);
+  const int64_t p = patch, gw = width / p, gh = height / p;
+  std::vector<float> out(gh * gw * p * p);
+  for (int64_t r = 0; r < gh; ++r)
+    for (int64_t c = 0; c < gw; ++c)
+      for (int64_t i = 0; i < p; ++i)
+        for (int64_t k = 0; k < p; ++k)
+          out[((r * gw + c) * p + i) * p + k] =
+              gray[(r * p + i) * width + c * p + k] / 127.5f - 1.0f;
+  return out;
+}
+
+std::vector<float> InputSpec::audio_content(const std::vector<float>& samples, int64_t rate,
+                                            const std::string& name) const {
+  PF_CHECK(rate == sample_rate, name, ": sample rate ", rate, " Hz, the model reads ", sample_rate,
+           " Hz");
+  const size_t n = static_cast<size_t>(std::llround(seconds * sample_rate));
+  std::vector<float> clip(n, 0.0f);
+  std::copy_n(samples.begin(), std::min(n, samples.size()), clip.begin());
+  int64_t got = 0;
+  std::vector<float> mel = log_mel(clip, mel_spec(), &got);
+  PF_CHECK(got == frames(), name, ": ", got, " frames, expected ", frames());
+  // Per-clip normalisation: loudness and recording level should not decide the class.
+  double mean = 0, var = 0;
+  for (float v : mel) mean += v;
+  mean /= mel.size();
+  for (float v : mel) var += (v - mean) * (v - mean);
+  const double inv = 1.0 / std::sqrt(var / mel.size() + 1e-6);
+  for (float& v : mel) v = static_cast<float>((v - mean) * inv);
+  return mel;
+}
+
+std::vector<float> InputSpec::text_content(const std::string& text) const {
+  std::vector<float> out(max_bytes * 256, 0.0f);
+  const int64_t n = std::min<int64_t>(max_bytes, static_cast<int64_t>(text.size()));
+  for (int64_t i = 0; i < n; ++i) out[i * 256 + static_cast<uint8_t>(text[i])] = 1.0f;
+  return out;
+}
+
+std::vector<float> InputSpec::file_content(const std::string& path) const {
+  if (modality == "image") {
+    const GrayImage img = read_png_gray(path);
+    return image_content(img.pixels.data(), img.height, img.width, path);
+  }
+  if (modality == "audio") {
+    const WavAudio a = read_wav_file(path);
+    return audio_content(a.samples, a.sample_rate, path);
+  }
+  return text_content(read_file(path, 1 << 24));
+}
+
+Tensor assemble_batch(const InputSpec& spec, const std::vector<float>& pos, const LabeledSet& set,
+                      const std::vector<int64_t>& idx) {
+  const int64_t N = spec.length(), cc = spec.content_channels(), pc = spec.position_channels();
+  PF_CHECK(set.length == N && set.channels == cc, "data of (", set.length, ", ", set.channels,
+           ") per example does not match the input spec's (", N, ", ", cc, ")");
+  const int64_t C = cc + pc, B = static_cast<int64_t>(idx.size());
+  Tensor x = Tensor::empty({B, N, C});
+  for (int64_t b = 0; b < B; ++b) {
+    const float* src = set.example(idx[b]);
+    float* dst = x.data() + b * N * C;
+    for (int64_t i = 0; i < N; ++i) {
+      std::memcpy(dst + i * C, src + i * cc, cc * sizeof(float));
+      std::memcpy(dst + i * C + cc, pos.data() + i * pc, pc * sizeof(float));
+    }
+  }
+  return x;
+}
+
+}  // namespace pf
