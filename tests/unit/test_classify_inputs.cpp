@@ -1,0 +1,246 @@
+// Classification inputs: PNG read/write and bad PNGs, gzip (good, truncated, corrupt),
+// the front ends' arrays against what they are defined to hold, folder and IDX data sets,
+// and the validation split.
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "base/error.h"
+#include "data/classify_data.h"
+#include "data/fourier_features.h"
+#include "data/idx_file.h"
+#include "data/input_spec.h"
+#include "data/png_file.h"
+#include "data/wav_file.h"
+#include "io/gzip.h"
+
+namespace pf {
+namespace {
+namespace fs = std::filesystem;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+fs::path temp_dir(const std::string& tag) {
+  const fs::path d = fs::temp_directory_path() / ("pf_cls_" + tag + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+void write(const fs::path& p, const std::string& bytes) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << bytes;
+}
+
+std::string gzip_of(const std::string& s) {
+  z_stream zs{};
+  deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&zs, s.size()) + 32, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(s.data()));
+  zs.avail_in = s.size();
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = out.size();
+  deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+GrayImage gradient_image(int64_t w, int64_t h) {
+  GrayImage g;
+  g.width = w;
+  g.height = h;
+  for (int64_t i = 0; i < w * h; ++i) g.pixels.push_back(static_cast<uint8_t>((i * 37) % 256));
+  return g;
+}
+
+TEST(Png, GrayRoundTripsBitForBit) {
+  const GrayImage g = gradient_image(5, 3);
+  const GrayImage back = parse_png_gray(format_png_gray(g), "mem");
+  EXPECT_EQ(back.width, 5);
+  EXPECT_EQ(back.height, 3);
+  EXPECT_EQ(back.pixels, g.pixels);
+}
+
+TEST(Png, RgbIsReadAsGray) {
+  std::vector<uint8_t> rgb = {255, 255, 255, 0, 0, 0, 255, 0, 0, 0, 255, 0};  // 2x2
+  const GrayImage g = parse_png_gray(format_png_rgb(rgb, 2, 2), "mem");
+  ASSERT_EQ(g.pixels.size(), 4u);
+  EXPECT_EQ(g.pixels[0], 255);
+  EXPECT_EQ(g.pixels[1], 0);
+  EXPECT_GT(g.pixels[3], g.pixels[2]);  // green is brighter than red
+}
+
+TEST(Png, BadFilesAreNamed) {
+  EXPECT_NE(error_of([] { parse_png_gray("GIF89a....", "x.png"); }).find("x.png: not a PNG"),
+            std::string::npos);
+  const std::string good = format_png_gray(gradient_image(8, 8));
+  const std::string cut = error_of([&] { parse_png_gray(good.substr(0, good.size() / 2), "cut.png"); });
+  EXPECT_NE(cut.find("cut.png"), std::string::npos) << cut;
+  std::string bad = good;
+  bad[good.size() / 2] ^= 0x5a;  // inside the image data: a CRC or zlib error
+  const std::string e = error_of([&] { parse_png_gray(bad, "bad.png"); });
+  EXPECT_NE(e.find("bad.png: bad PNG"), std::string::npos) << e;
+}
+
+TEST(Gzip, RoundTripsAndNamesBadStreams) {
+  const std::string text(100000, 'a');
+  const std::string gz = gzip_of(text + "xyz");
+  EXPECT_EQ(gunzip(gz, "f.gz"), text + "xyz");
+  EXPECT_NE(error_of([&] { gunzip(gz.substr(0, gz.size() / 2), "f.gz"); }).find("f.gz: gzip data is truncated"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { gunzip("plain", "p"); }).find("not a gzip"), std::string::npos);
+  std::string bad = gz;
+  bad[12] ^= 0xff;
+  EXPECT_FALSE(error_of([&] { gunzip(bad, "b.gz"); }).empty());
+}
+
+TEST(InputSpec, ImagePatchesHoldTheirPixelsThenPositions) {
+  InputSpec s;
+  s.height = 4;
+  s.width = 6;
+  s.patch = 2;
+  s.bands = 3;
+  ASSERT_EQ(s.length(), 6);
+  ASSERT_EQ(s.content_channels(), 4);
+  std::vector<uint8_t> px(24);
+  for (int i = 0; i < 24; ++i) px[i] = static_cast<uint8_t>(i * 10);
+  const std::vector<float> c = s.image_content(px.data(), 4, 6, "img");
+  // Patch (row 1, col 2) holds pixels (2..3, 4..5), scaled to [-1, 1].
+  const int64_t patch = 1 * 3 + 2;
+  const int rows[4] = {2, 2, 3, 3}, cols[4] = {4, 5, 4, 5};
+  for (int k = 0; k < 4; ++k)
+    EXPECT_FLOAT_EQ(c[patch * 4 + k], px[rows[k] * 6 + cols[k]] / 127.5f - 1.0f);
+  LabeledSet set;
+  set.length = s.length();
+  set.channels = s.content_channels();
+  set.classes = {"a", "b"};
+  set.add(c, 1);
+  const std::vector<float> pos = s.positions();
+  Tensor x = assemble_batch(s, pos, set, {0, 0});
+  ASSERT_EQ(x.shape(), (Shape{2, 6, s.channels()}));
+  FourierSpec f;
+  f.grid = {2, 3};
+  f.bands = 3;
+  const std::vector<float> want = fourier_position_features(f);
+  for (int64_t j = 0; j < f.channels(); ++j)
+    EXPECT_FLOAT_EQ(x.data()[(6 + patch) * s.channels() + 4 + j], want[patch * f.channels() + j]);
+  EXPECT_NE(error_of([&] { s.image_content(px.data(), 3, 8, "small.png"); })
+                .find("small.png: image is 8x3 pixels, the model reads 6x4"),
+            std::string::npos);
+}
+
+TEST(InputSpec, AudioChecksTheRateAndNormalisesEachClip) {
+  InputSpec s;
+  s.modality = "audio";
+  s.seconds = 0.5;
+  std::vector<float> tone(8000);
+  // Broadband (a tone plus noise), so no mel band sits at the log floor.
+  uint32_t r = 1;
+  for (size_t i = 0; i < tone.size(); ++i) {
+    r = r * 1664525u + 1013904223u;
+    tone[i] = 0.2f * std::sin(0.2f * i) + 0.05f * ((r >> 8) / float(1 << 24) - 0.5f);
+  }
+  const std::vector<float> a = s.audio_content(tone, 16000, "t.wav");
+  ASSERT_EQ(static_cast<int64_t>(a.size()), s.frames() * 40);
+  double mean = 0, var = 0;
+  for (float v : a) mean += v;
+  mean /= a.size();
+  for (float v : a) var += (v - mean) * (v - mean);
+  EXPECT_NEAR(mean, 0.0, 1e-4);
+  EXPECT_NEAR(var / a.size(), 1.0, 1e-3);
+  // Louder by 3x: the same features (the log shifts, normalisation removes it).
+  std::vector<float> loud = tone;
+  for (float& v : loud) v *= 3.0f;
+  const std::vector<float> b = s.audio_content(loud, 16000, "t.wav");
+  for (size_t i = 0; i < a.size(); i += 97) EXPECT_NEAR(a[i], b[i], 2e-2);
+  EXPECT_NE(error_of([&] { s.audio_content(tone, 8000, "slow.wav"); })
+                .find("slow.wav: sample rate 8000 Hz, the model reads 16000 Hz"),
+            std::string::npos);
+}
+
+TEST(InputSpec, TextIsOneHotBytesPadded) {
+  InputSpec s;
+  s.modality = "text";
+  s.max_bytes = 4;
+  const std::vector<float> t = s.text_content("hi");
+  ASSERT_EQ(t.size(), 4u * 256);
+  EXPECT_EQ(t['h'], 1.0f);
+  EXPECT_EQ(t[256 + 'i'], 1.0f);
+  float rest = 0;
+  for (size_t i = 512; i < t.size(); ++i) rest += t[i];
+  EXPECT_EQ(rest, 0.0f);
+  EXPECT_EQ(InputSpec::from_json(s.to_json()).to_json(), s.to_json());
+  nlohmann::json bad = s.to_json();
+  bad["modality"] = "video";
+  EXPECT_NE(error_of([&] { InputSpec::from_json(bad); }).find("modality 'video'"), std::string::npos);
+}
+
+TEST(ClassifyData, GzippedIdxAndFoldersLoad) {
+  const fs::path d = temp_dir("idx");
+  IdxArray img, lab;
+  img.dims = {4, 28, 28};
+  for (int i = 0; i < 4 * 784; ++i) img.data.push_back(static_cast<uint8_t>(i % 251));
+  lab.dims = {4};
+  lab.data = {3, 1, 4, 1};
+  write(d / "train-images-idx3-ubyte.gz", gzip_of(format_idx(img)));
+  write(d / "train-labels-idx1-ubyte", format_idx(lab));
+  const InputSpec spec = default_input_spec(d.string());
+  const LabeledSet s = load_classify_data(d.string(), spec, "train");
+  EXPECT_EQ(s.n, 4);
+  EXPECT_EQ(s.labels, (std::vector<int32_t>{3, 1, 4, 1}));
+  EXPECT_EQ(s.classes.size(), 5u);
+  EXPECT_FLOAT_EQ(s.example(2)[5], img.data[2 * 784 + 5] / 127.5f - 1.0f);
+  lab.data[2] = 9;
+  lab.dims = {3};
+  lab.data.resize(3);
+  write(d / "train-labels-idx1-ubyte", format_idx(lab));
+  EXPECT_NE(error_of([&] { load_classify_data(d.string(), spec, "train"); }).find("holds 4 images but"),
+            std::string::npos);
+
+  const fs::path f = temp_dir("folder");
+  for (const char* cls : {"cat", "dog"})
+    for (int i = 0; i < 3; ++i)
+      write(f / "train" / cls / (std::to_string(i) + ".png"), format_png_gray(gradient_image(6, 4)));
+  const InputSpec fs_spec = default_input_spec(f.string());
+  EXPECT_EQ(fs_spec.width, 6);
+  EXPECT_EQ(fs_spec.height, 4);
+  const LabeledSet g = load_classify_data(f.string(), fs_spec, "train", 4);
+  EXPECT_EQ(g.n, 4);
+  EXPECT_EQ(g.classes, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(g.labels, (std::vector<int32_t>{0, 1, 0, 1}));  // interleaved, balanced
+  write(f / "train" / "dog" / "3.png", format_png_gray(gradient_image(5, 4)));
+  EXPECT_NE(error_of([&] { load_classify_data(f.string(), fs_spec, "train"); })
+                .find("3.png: image is 5x4 pixels"),
+            std::string::npos);
+  fs::remove_all(d);
+  fs::remove_all(f);
+}
+
+TEST(LabeledSet, ValidationSplitKeepsClassBalanceAndEveryExample) {
+  LabeledSet s;
+  s.length = 1;
+  s.channels = 1;
+  s.classes = {"a", "b"};
+  for (int i = 0; i < 20; ++i) s.add({float(i)}, i % 2);
+  LabeledSet tr, va;
+  split_validation(s, 5, &tr, &va);
+  EXPECT_EQ(tr.n + va.n, 20);
+  EXPECT_EQ(va.n, 4);
+  int b = 0;
+  for (int32_t l : va.labels) b += l;
+  EXPECT_EQ(b, 2);
+}
+
+}  // namespace
+}  // namespace pf
