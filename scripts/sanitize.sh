@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sanitizer and fuzzing checks. Builds build-asan/ with clang (AddressSanitizer +
 # UndefinedBehaviorSanitizer, every report fatal, libFuzzer targets), then runs under the
-# sanitizers: all unit tests, every model test except the four Archs/DefaultCorpus
+# sanitizers: all unit tests, every model test except the four Archs/DefaultCorpus and the
+# short classification
 # training runs (250 steps each: minutes under ASan; the release suite runs them), the CLI
 # end-to-end test, and each fuzzer over its seed corpus plus FUZZ_SECONDS of fuzzing.
 # Usage: bash scripts/sanitize.sh [FUZZ_SECONDS]   (default 10; 600 for a full session)
@@ -15,10 +16,12 @@ export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 echo "sanitize: unit tests"
 build-asan/pf_unit_tests --gtest_brief=1
-echo "sanitize: model tests (all but Archs/DefaultCorpus.*)"
-build-asan/pf_model_tests --gtest_brief=1 --gtest_filter='-Archs/DefaultCorpus.*'
+echo "sanitize: model tests (all but Archs/DefaultCorpus.* and ClassifyTraining.ShortRuns*)"
+build-asan/pf_model_tests --gtest_brief=1 --gtest_filter='-Archs/DefaultCorpus.*:ClassifyTraining.ShortRuns*'
 echo "sanitize: CLI end to end"
 bash tests/e2e/cli_test.sh "$PWD/build-asan/postformer" "$PWD"
+echo "sanitize: classify end to end"
+bash tests/e2e/classify_test.sh "$PWD/build-asan/postformer" "$PWD"
 echo "sanitize: compare end to end"
 bash tests/e2e/compare_test.sh "$PWD/build-asan/postformer" "$PWD/build-asan/check_compare" "$PWD"
 work=$(mktemp -d)
