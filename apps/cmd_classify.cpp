@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <sstream>
 
 #include "apps/commands.h"
 #include "apps/confusion_png.h"
@@ -14,9 +15,11 @@
 #include "base/threads.h"
 #include "base/timer.h"
 #include "data/classify_data.h"
+#include "data/named_data.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "io/config_json.h"
+#include "io/read_file.h"
 #include "io/run_dir.h"
 #include "train/classify_task.h"
 #include "train/trainer.h"
@@ -27,10 +30,10 @@ namespace {
 namespace fs = std::filesystem;
 
 struct ClassifyTrainArgs {
-  std::string data = "fashion-mnist", backbone = "perceiver", resume, pattern;
+  std::string data, backbone = "perceiver", resume, pattern;  // data: "" = the default
   int64_t d_model = 128, layers = 4, heads = 4, latents = 64, cross_heads = 1, repeats = 1,
           blocks = 1, widening = 2, patch = 0, bands = 0, limit = 0, val_every = 12;
-  bool no_share = false, overwrite = false;
+  bool no_share = false, overwrite = false, no_augment = false;
   TrainOptions opt;
   double dropout = 0.0;
   int threads = 0;
@@ -140,12 +143,16 @@ void run_classify_train(ClassifyTrainArgs& a) {
     resumed_step = st.step;
     cfg = read_json_file((fs::path(source_dir) / "config.json").string());
   }
+  // A resumed run reads the data it was started on unless --data says otherwise.
+  if (a.data.empty()) a.data = a.resume.empty() ? "fashion-mnist" : json_str(cfg, "data", "fashion-mnist");
+  a.data = resolve_data_source(a.data);
   // The front end: from the resumed run, else the data source plus --patch / --bands.
   InputSpec spec = a.resume.empty() ? default_input_spec(a.data) : spec_of_config(cfg, source_dir);
   if (a.resume.empty()) {
     if (a.patch > 0) spec.patch = a.patch;
     else if (spec.modality == "image") spec.patch = a.backbone == "perceiver" ? 2 : 4;
     if (a.bands > 0) spec.bands = a.bands;
+    spec.augment = !a.no_augment;
     spec.validate();
   }
   Timer load_timer;
@@ -208,7 +215,8 @@ void run_classify_eval(const ClassifyEvalArgs& a) {
   auto model = load_classifier(dir);
   const InputSpec spec = spec_of_config(cfg, dir);
   const std::vector<std::string> labels = labels_of_config(cfg, model->num_classes(), dir);
-  const std::string data = a.data.empty() ? json_str(cfg, "data", "fashion-mnist") : a.data;
+  const std::string data =
+      resolve_data_source(a.data.empty() ? json_str(cfg, "data", "fashion-mnist") : a.data);
   if (!a.confusion.empty() && fs::exists(a.confusion))
     PF_CHECK(a.overwrite, "--confusion ", a.confusion, " exists; give --overwrite to replace it");
   const LabeledSet set = load_classify_data(data, spec, a.split, a.limit);
@@ -244,6 +252,15 @@ void run_classify_eval(const ClassifyEvalArgs& a) {
                         {"examples", set.n},  {"examples_per_s", set.n / secs},
                         {"confusion", cm},    {"labels", labels},         {"arch", model->arch()},
                         {"params", model->num_params()}};
+    // The run's last progress row (steps, seconds, examples/s), for benchmark reports.
+    const fs::path metrics = fs::path(a.model_dir) / "metrics.jsonl";
+    if (fs::exists(metrics)) {
+      std::istringstream in(read_file(metrics.string(), 1 << 26));
+      std::string line, last;
+      while (std::getline(in, line))
+        if (!line.empty()) last = line;
+      if (!last.empty()) j["train"] = nlohmann::json::parse(last, nullptr, false);
+    }
     write_file_atomic(a.json_out, j.dump(2) + "\n");
   }
 }
@@ -290,9 +307,9 @@ void add_classify(CLI::App& app) {
     auto a = std::make_shared<ClassifyTrainArgs>();
     auto* cmd = cls->add_subcommand("train", "Train a classifier (default: Perceiver IO on Fashion-MNIST)");
     cmd->add_option("--data", a->data,
-                    "fashion-mnist, a directory of IDX files, or a directory SPLIT/CLASS/FILE "
-                    "(PNG, WAV or text files)")
-        ->capture_default_str();
+                    "fashion-mnist (default; a resumed run: its own), spoken-digits or "
+                    "bible-sections (built on first use), a directory of IDX files, or a directory SPLIT/CLASS/FILE (PNG, WAV or "
+                    "text files)");
     cmd->add_option("--backbone", a->backbone,
                     "perceiver (Perceiver IO) | transformer | mamba | mamba2 | retnet | hybrid")
         ->capture_default_str();
@@ -320,6 +337,9 @@ void add_classify(CLI::App& app) {
                     "Image patch side (1 = pixels; default 2 for perceiver, 4 for the sequence "
                     "backbones)");
     cmd->add_option("--bands", a->bands, "Fourier position bands per axis (default 8)");
+    cmd->add_flag("--no-augment", a->no_augment,
+                  "Train without augmentation (images: shifts of up to 2 pixels and left-right "
+                  "flips; audio: time shifts, band and time masks)");
     cmd->add_option("--limit", a->limit, "Use at most this many training examples (0 = all)");
     cmd->add_option("--val-every", a->val_every,
                     "Every k-th training example of each class is held out for validation")
@@ -337,7 +357,8 @@ void add_classify(CLI::App& app) {
     auto a = std::make_shared<ClassifyEvalArgs>();
     auto* cmd = cls->add_subcommand("eval", "Accuracy and confusion matrix on a data split");
     cmd->add_option("--model", a->model_dir, "Checkpoint directory")->required();
-    cmd->add_option("--data", a->data, "Data source (default fashion-mnist)");
+    cmd->add_option("--data", a->data, "Data source (default: the one the model was trained on; spoken-digits and "
+                     "bible-sections are built on first use)");
     cmd->add_option("--split", a->split, "train | test")->capture_default_str();
     cmd->add_option("--confusion", a->confusion, "Write the confusion matrix as a PNG here ('' = none)")
         ->capture_default_str();

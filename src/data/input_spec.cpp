@@ -1,5 +1,6 @@
 #include "data/input_spec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -45,8 +46,11 @@ int64_t InputSpec::length() const {
 int64_t InputSpec::content_channels() const {
   if (modality == "image") return patch * patch;
   if (modality == "audio") return n_mels;
-  return 256;
+  return 1;  // the byte; expanded to one-hot by assemble_batch (a data set of 30k texts would
+             // otherwise hold 256 KB each)
 }
+
+int64_t InputSpec::feature_channels() const { return modality == "text" ? 256 : content_channels(); }
 
 int64_t InputSpec::position_channels() const { return fourier_of(*this).channels(); }
 
@@ -73,7 +77,7 @@ void InputSpec::validate() const {
 }
 
 nlohmann::json InputSpec::to_json() const {
-  nlohmann::json j = {{"modality", modality}, {"bands", bands}};
+  nlohmann::json j = {{"modality", modality}, {"bands", bands}, {"augment", augment}};
   if (modality == "image") {
     j["height"] = height;
     j["width"] = width;
@@ -100,6 +104,7 @@ InputSpec InputSpec::from_json(const nlohmann::json& j) {
   s.n_mels = json_int(j, "n_mels", s.n_mels);
   s.seconds = json_num(j, "seconds", s.seconds);
   s.max_bytes = json_int(j, "max_bytes", s.max_bytes);
+  s.augment = json_bool(j, "augment", s.augment);
   s.validate();
   return s;
 }
@@ -140,9 +145,9 @@ std::vector<float> InputSpec::audio_content(const std::vector<float>& samples, i
 }
 
 std::vector<float> InputSpec::text_content(const std::string& text) const {
-  std::vector<float> out(max_bytes * 256, 0.0f);
+  std::vector<float> out(max_bytes, -1.0f);  // -1: padding, an all-zero one-hot row
   const int64_t n = std::min<int64_t>(max_bytes, static_cast<int64_t>(text.size()));
-  for (int64_t i = 0; i < n; ++i) out[i * 256 + static_cast<uint8_t>(text[i])] = 1.0f;
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(static_cast<uint8_t>(text[i]));
   return out;
 }
 
@@ -158,19 +163,70 @@ std::vector<float> InputSpec::file_content(const std::string& path) const {
   return text_content(read_file(path, 1 << 24));
 }
 
+void InputSpec::augment_content(float* x, Rng& rng) const {
+  if (!augment) return;
+  if (modality == "image") {
+    // Back to pixels, shift (background -1 fills), optional flip, and into patches again.
+    const int64_t p = patch, gw = width / p, H = height, W = width;
+    auto at = [&](int64_t r, int64_t c) -> float& {
+      return x[(((r / p) * gw + c / p) * p + r % p) * p + c % p];
+    };
+    std::vector<float> img(H * W);
+    for (int64_t r = 0; r < H; ++r)
+      for (int64_t c = 0; c < W; ++c) img[r * W + c] = at(r, c);
+    const int64_t dy = static_cast<int64_t>(rng.below(5)) - 2, dx = static_cast<int64_t>(rng.below(5)) - 2;
+    const bool flip = rng.below(2) == 1;
+    for (int64_t r = 0; r < H; ++r)
+      for (int64_t c = 0; c < W; ++c) {
+        const int64_t sr = r - dy, sc0 = c - dx, sc = flip ? W - 1 - sc0 : sc0;
+        at(r, c) = (sr >= 0 && sr < H && sc >= 0 && sc < W) ? img[sr * W + sc] : -1.0f;
+      }
+  } else if (modality == "audio") {
+    const int64_t T = frames(), M = n_mels;
+    // A time shift of up to 10 frames (10 ms each); vacated frames take the clip's minimum.
+    std::vector<float> src(x, x + T * M);
+    const float lo = *std::min_element(src.begin(), src.end());
+    const int64_t shift = static_cast<int64_t>(rng.below(21)) - 10;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t m = 0; m < M; ++m) {
+        const int64_t st = t - shift;
+        x[t * M + m] = (st >= 0 && st < T) ? src[st * M + m] : lo;
+      }
+    // Two frequency masks of up to M/8 bands and two time masks of up to T/10 frames, set to
+    // the clip mean (0 after normalisation).
+    for (int k = 0; k < 2; ++k) {
+      const int64_t w = static_cast<int64_t>(rng.below(M / 8 + 1)), f0 = static_cast<int64_t>(rng.below(M - w + 1));
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t m = f0; m < f0 + w; ++m) x[t * M + m] = 0.0f;
+      const int64_t tw = static_cast<int64_t>(rng.below(T / 10 + 1)), t0 = static_cast<int64_t>(rng.below(T - tw + 1));
+      for (int64_t t = t0; t < t0 + tw; ++t)
+        for (int64_t m = 0; m < M; ++m) x[t * M + m] = 0.0f;
+    }
+  }
+}
+
 Tensor assemble_batch(const InputSpec& spec, const std::vector<float>& pos, const LabeledSet& set,
                       const std::vector<int64_t>& idx) {
   const int64_t N = spec.length(), cc = spec.content_channels(), pc = spec.position_channels();
   PF_CHECK(set.length == N && set.channels == cc, "data of (", set.length, ", ", set.channels,
            ") per example does not match the input spec's (", N, ", ", cc, ")");
-  const int64_t C = cc + pc, B = static_cast<int64_t>(idx.size());
+  const int64_t fc = spec.feature_channels(), C = fc + pc, B = static_cast<int64_t>(idx.size());
+  const bool one_hot = spec.modality == "text";
   Tensor x = Tensor::empty({B, N, C});
   for (int64_t b = 0; b < B; ++b) {
-    const float* src = set.example(idx[b]);
-    float* dst = x.data() + b * N * C;
+    const float* src = set.example(idx[b]);  // (N, cc)
+    float* dst = x.data() + b * N * C;       // (N, C)
     for (int64_t i = 0; i < N; ++i) {
-      std::memcpy(dst + i * C, src + i * cc, cc * sizeof(float));
-      std::memcpy(dst + i * C + cc, pos.data() + i * pc, pc * sizeof(float));
+      if (one_hot) {
+        std::fill(dst + i * C, dst + i * C + fc, 0.0f);
+        const float v = src[i];
+        PF_CHECK(v == -1.0f || (v >= 0.0f && v < 256.0f && v == std::floor(v)),
+                 "text data: element ", i, " holds ", v, ", not a byte");
+        if (v >= 0.0f) dst[i * C + static_cast<int64_t>(v)] = 1.0f;
+      } else {
+        std::memcpy(dst + i * C, src + i * cc, cc * sizeof(float));
+      }
+      std::memcpy(dst + i * C + fc, pos.data() + i * pc, pc * sizeof(float));
     }
   }
   return x;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "autograd/tape.h"
+#include "base/rng.h"
 #include "data/labeled_set.h"
 #include "data/log_mel.h"
 
@@ -26,11 +27,15 @@ struct InputSpec {
   double seconds = 1.0;
   int64_t max_bytes = 256;  // text
   int64_t bands = 8;        // Fourier bands per axis
+  // Training-time augmentation (ignored at inference): images shift by up to 2 pixels and
+  // flip left-right; audio shifts in time and gets SpecAugment-style band and time masks.
+  bool augment = true;
 
   int64_t length() const;            // N
   int64_t content_channels() const;  // what a LabeledSet stores per element
   int64_t position_channels() const;
-  int64_t channels() const { return content_channels() + position_channels(); }  // C
+  int64_t feature_channels() const;  // what the model sees per element before positions
+  int64_t channels() const { return feature_channels() + position_channels(); }  // C
   int64_t frames() const;  // audio: log-mel frames per clip
   LogMelSpec mel_spec() const;
   // (length, position_channels) features, the same for every example.
@@ -44,6 +49,9 @@ struct InputSpec {
   std::vector<float> text_content(const std::string& text) const;
   // A file by its modality: PNG for images, WAV for audio, anything for text.
   std::vector<float> file_content(const std::string& path) const;
+
+  // Augments one example's content (length, content_channels) in place.
+  void augment_content(float* content, Rng& rng) const;
 
   void validate() const;  // errors name the bad field
   nlohmann::json to_json() const;

@@ -7,8 +7,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <tuple>
 
 #include "base/error.h"
+#include "base/rng.h"
 #include "data/classify_data.h"
 #include "data/fourier_features.h"
 #include "data/idx_file.h"
@@ -169,17 +172,103 @@ TEST(InputSpec, AudioChecksTheRateAndNormalisesEachClip) {
             std::string::npos);
 }
 
+TEST(InputSpec, ImageAugmentationIsAShiftAndFlipOfThePixels) {
+  InputSpec s;
+  s.height = 6;
+  s.width = 8;
+  s.patch = 2;
+  std::vector<uint8_t> px(48);
+  for (int i = 0; i < 48; ++i) px[i] = static_cast<uint8_t>(5 * i + 3);
+  const std::vector<float> c = s.image_content(px.data(), 6, 8, "img");
+  // The scalar reference: pixel (r, c) of the augmented image, in the patch layout.
+  auto reference = [&](int dy, int dx, bool flip) {
+    std::vector<float> out(c.size());
+    for (int r = 0; r < 6; ++r)
+      for (int k = 0; k < 8; ++k) {
+        const int sr = r - dy, sc0 = k - dx, sc = flip ? 7 - sc0 : sc0;
+        const float v = (sr >= 0 && sr < 6 && sc >= 0 && sc < 8) ? px[sr * 8 + sc] / 127.5f - 1.0f
+                                                                  : -1.0f;
+        out[(((r / 2) * 4 + k / 2) * 2 + r % 2) * 2 + k % 2] = v;
+      }
+    return out;
+  };
+  Rng rng(7);
+  std::set<std::tuple<int, int, bool>> seen;
+  for (int n = 0; n < 400; ++n) {
+    std::vector<float> a = c;
+    s.augment_content(a.data(), rng);
+    int matches = 0;
+    for (int dy = -2; dy <= 2; ++dy)
+      for (int dx = -2; dx <= 2; ++dx)
+        for (bool flip : {false, true})
+          if (a == reference(dy, dx, flip)) {
+            ++matches;
+            seen.insert({dy, dx, flip});
+          }
+    ASSERT_EQ(matches, 1) << "draw " << n << " is not one shift and flip of the image";
+  }
+  EXPECT_EQ(seen.size(), 50u);  // every shift of up to 2 pixels, with and without the flip
+  s.augment = false;
+  std::vector<float> a = c;
+  s.augment_content(a.data(), rng);
+  EXPECT_EQ(a, c);
+  EXPECT_FALSE(InputSpec::from_json(s.to_json()).augment);
+}
+
+TEST(InputSpec, AudioAugmentationShiftsAndMasks) {
+  InputSpec s;
+  s.modality = "audio";
+  s.seconds = 0.5;
+  const int64_t T = s.frames(), M = s.n_mels;
+  std::vector<float> c(T * M);
+  for (int64_t i = 0; i < T * M; ++i) c[i] = 1.0f + static_cast<float>(i % 97);  // all > 0
+  const float lo = 1.0f;
+  Rng rng(3);
+  int masked = 0;
+  for (int n = 0; n < 50; ++n) {
+    std::vector<float> a = c;
+    s.augment_content(a.data(), rng);
+    // Some shift in [-10, 10] explains every value: the source frame, the clip's minimum where
+    // the shift vacated frames, or 0 where a mask fell.
+    bool explained = false;
+    for (int64_t sh = -10; sh <= 10 && !explained; ++sh) {
+      explained = true;
+      for (int64_t t = 0; t < T && explained; ++t)
+        for (int64_t m = 0; m < M && explained; ++m) {
+          const int64_t st = t - sh;
+          const float want = (st >= 0 && st < T) ? c[st * M + m] : lo;
+          explained = a[t * M + m] == want || a[t * M + m] == 0.0f;
+        }
+    }
+    EXPECT_TRUE(explained) << "draw " << n;
+    for (float v : a) masked += v == 0.0f;
+  }
+  EXPECT_GT(masked, 0);
+}
+
 TEST(InputSpec, TextIsOneHotBytesPadded) {
   InputSpec s;
   s.modality = "text";
   s.max_bytes = 4;
-  const std::vector<float> t = s.text_content("hi");
-  ASSERT_EQ(t.size(), 4u * 256);
-  EXPECT_EQ(t['h'], 1.0f);
-  EXPECT_EQ(t[256 + 'i'], 1.0f);
-  float rest = 0;
-  for (size_t i = 512; i < t.size(); ++i) rest += t[i];
-  EXPECT_EQ(rest, 0.0f);
+  s.bands = 2;
+  const std::vector<float> t = s.text_content("hi\xff");
+  ASSERT_EQ(t, (std::vector<float>{'h', 'i', 255, -1}));  // stored as bytes, -1 pads
+  LabeledSet set;
+  set.length = 4;
+  set.channels = s.content_channels();
+  set.classes = {"a"};
+  set.add(t, 0);
+  const Tensor x = assemble_batch(s, s.positions(), set, {0});  // (1, 4, 256 + positions)
+  const int64_t C = s.channels();
+  ASSERT_EQ(C, 256 + s.position_channels());
+  for (int64_t i = 0; i < 4; ++i) {
+    float sum = 0;
+    for (int64_t c = 0; c < 256; ++c) sum += x.data()[i * C + c];
+    EXPECT_EQ(sum, i < 3 ? 1.0f : 0.0f) << "element " << i;
+  }
+  EXPECT_EQ(x.data()[0 * C + 'h'], 1.0f);
+  EXPECT_EQ(x.data()[1 * C + 'i'], 1.0f);
+  EXPECT_EQ(x.data()[2 * C + 255], 1.0f);
   EXPECT_EQ(InputSpec::from_json(s.to_json()).to_json(), s.to_json());
   nlohmann::json bad = s.to_json();
   bad["modality"] = "video";

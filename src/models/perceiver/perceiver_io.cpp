@@ -106,6 +106,10 @@ AttendLayer make_layer(int64_t D, int64_t heads, int64_t widening, float out_std
   s.head_dim = D / heads;
   s.rotary = false;  // positions are in the input features, not in the attention
   s.out_std = out_std;
+  // q, k, v at 1/sqrt(D), not GPT-2's 0.02: with the latents and queries starting near zero,
+  // 0.02 leaves the attention logits flat for hundreds of steps (measured: 74% against 83% on
+  // Fashion-MNIST after 600 steps at D = 128).
+  s.init_std = 1.0f / std::sqrt(static_cast<float>(D));
   l.attn = std::make_unique<CrossAttention>(s, rng);
   MlpSpec m;
   m.layout = MlpLayout::Separate;
