@@ -217,7 +217,8 @@ void run_classify_eval(const ClassifyEvalArgs& a) {
   const std::vector<std::string> labels = labels_of_config(cfg, model->num_classes(), dir);
   const std::string data =
       resolve_data_source(a.data.empty() ? json_str(cfg, "data", "fashion-mnist") : a.data);
-  if (!a.confusion.empty() && fs::exists(a.confusion))
+  const bool picture = a.confusion != "none";
+  if (picture && fs::exists(a.confusion))
     PF_CHECK(a.overwrite, "--confusion ", a.confusion, " exists; give --overwrite to replace it");
   const LabeledSet set = load_classify_data(data, spec, a.split, a.limit);
   PF_CHECK(set.classes == labels, data, ": its classes differ from the model's");
@@ -243,7 +244,7 @@ void run_classify_eval(const ClassifyEvalArgs& a) {
     for (int64_t k = 0; k < K; ++k) std::printf(" %5ld", static_cast<long>(cm[r * K + k]));
     std::printf("\n");
   }
-  if (!a.confusion.empty()) {
+  if (picture) {
     write_file_atomic(a.confusion, confusion_png(cm, K));
     std::printf("confusion matrix picture: %s\n", a.confusion.c_str());
   }
@@ -360,7 +361,7 @@ void add_classify(CLI::App& app) {
     cmd->add_option("--data", a->data, "Data source (default: the one the model was trained on; spoken-digits and "
                      "bible-sections are built on first use)");
     cmd->add_option("--split", a->split, "train | test")->capture_default_str();
-    cmd->add_option("--confusion", a->confusion, "Write the confusion matrix as a PNG here ('' = none)")
+    cmd->add_option("--confusion", a->confusion, "Write the confusion matrix as a PNG here ('none': no picture)")
         ->capture_default_str();
     cmd->add_flag("--overwrite", a->overwrite, "Replace an existing --confusion file");
     cmd->add_option("--json", a->json_out, "Also write the results as JSON here");

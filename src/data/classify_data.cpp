@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <utility>
 
 #include "base/error.h"
 #include "data/idx_file.h"
@@ -84,14 +85,28 @@ LabeledSet load_folder(const std::string& source, const InputSpec& spec, const s
   s.channels = spec.content_channels();
   s.classes = classes;
   // Interleaved over classes, so a limit keeps the balance.
+  std::vector<std::pair<std::string, int32_t>> order;
   size_t most = 0;
   for (const auto& f : files) most = std::max(most, f.size());
   for (size_t i = 0; i < most; ++i)
-    for (size_t c = 0; c < classes.size(); ++c) {
-      if (i >= files[c].size()) continue;
-      if (limit > 0 && s.n >= limit) return s;
-      s.add(spec.file_content(files[c][i]), static_cast<int32_t>(c));
+    for (size_t c = 0; c < classes.size(); ++c)
+      if (i < files[c].size() && (limit <= 0 || static_cast<int64_t>(order.size()) < limit))
+        order.emplace_back(files[c][i], static_cast<int32_t>(c));
+  // Decoding (a log-mel per clip) runs on every core; the first error is reported.
+  const int64_t n = static_cast<int64_t>(order.size());
+  std::vector<std::vector<float>> content(n);
+  std::string first_error;
+#pragma omp parallel for schedule(dynamic, 8)
+  for (int64_t i = 0; i < n; ++i) {
+    try {
+      content[i] = spec.file_content(order[i].first);
+    } catch (const std::exception& e) {
+#pragma omp critical
+      if (first_error.empty()) first_error = e.what();
     }
+  }
+  if (!first_error.empty()) fail(first_error);
+  for (int64_t i = 0; i < n; ++i) s.add(content[i], order[i].second);
   return s;
 }
 }  // namespace

@@ -134,14 +134,7 @@ std::vector<float> InputSpec::audio_content(const std::vector<float>& samples, i
   int64_t got = 0;
   std::vector<float> mel = log_mel(clip, mel_spec(), &got);
   PF_CHECK(got == frames(), name, ": ", got, " frames, expected ", frames());
-  // Per-clip normalisation: loudness and recording level should not decide the class.
-  double mean = 0, var = 0;
-  for (float v : mel) mean += v;
-  mean /= mel.size();
-  for (float v : mel) var += (v - mean) * (v - mean);
-  const double inv = 1.0 / std::sqrt(var / mel.size() + 1e-6);
-  for (float& v : mel) v = static_cast<float>((v - mean) * inv);
-  return mel;
+  return mel;  // natural-log power; assemble_batch normalises each clip after augmentation
 }
 
 std::vector<float> InputSpec::text_content(const std::string& text) const {
@@ -183,26 +176,73 @@ void InputSpec::augment_content(float* x, Rng& rng) const {
       }
   } else if (modality == "audio") {
     const int64_t T = frames(), M = n_mels;
-    // A time shift of up to 10 frames (10 ms each); vacated frames take the clip's minimum.
-    std::vector<float> src(x, x + T * M);
-    const float lo = *std::min_element(src.begin(), src.end());
-    const int64_t shift = static_cast<int64_t>(rng.below(21)) - 10;
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t m = 0; m < M; ++m) {
-        const int64_t st = t - shift;
-        x[t * M + m] = (st >= 0 && st < T) ? src[st * M + m] : lo;
-      }
-    // Two frequency masks of up to M/8 bands and two time masks of up to T/10 frames, set to
-    // the clip mean (0 after normalisation).
-    for (int k = 0; k < 2; ++k) {
-      const int64_t w = static_cast<int64_t>(rng.below(M / 8 + 1)), f0 = static_cast<int64_t>(rng.below(M - w + 1));
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t m = f0; m < f0 + w; ++m) x[t * M + m] = 0.0f;
-      const int64_t tw = static_cast<int64_t>(rng.below(T / 10 + 1)), t0 = static_cast<int64_t>(rng.below(T - tw + 1));
-      for (int64_t t = t0; t < t0 + tw; ++t)
-        for (int64_t m = 0; m < M; ++m) x[t * M + m] = 0.0f;
+    // Room and breath: held-out voices differ from the training ones by echo and breathiness
+    // as much as by pitch, so half the clips get an echo and half a noise floor.
+    if (rng.below(2) == 1) {
+      const int64_t delay = 2 + static_cast<int64_t>(rng.below(14));  // 20 to 150 ms
+      add_echo(x, T, M, delay, rng.uniform(0.05f, 0.5f));
     }
+    if (rng.below(2) == 1) {
+      const float peak = *std::max_element(x, x + T * M);
+      add_noise_floor(x, T * M, peak - rng.uniform(2.3f, 6.9f));  // 10 to 30 dB below the peak
+    }
+    shift_and_mask_audio(x, T, M, rng);
   }
+}
+
+void add_echo(float* logmel, int64_t T, int64_t M, int64_t delay, float gain) {
+  // Power adds: a delay of tens of milliseconds makes a comb far finer than a mel band, so
+  // the phases average out within each band.
+  const float lg = std::log(gain);
+  for (int64_t t = T - 1; t >= delay; --t)
+    for (int64_t m = 0; m < M; ++m) {
+      const float a = logmel[t * M + m], b = lg + logmel[(t - delay) * M + m];
+      logmel[t * M + m] = std::max(a, b) + std::log1p(std::exp(-std::abs(a - b)));
+    }
+}
+
+void add_noise_floor(float* logmel, int64_t n, float level) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float a = logmel[i];
+    logmel[i] = std::max(a, level) + std::log1p(std::exp(-std::abs(a - level)));
+  }
+}
+
+void shift_and_mask_audio(float* x, int64_t T, int64_t M, Rng& rng) {
+  // A time shift of up to 10 frames (10 ms each; vacated frames take the clip's minimum) and
+  // a shift of up to 2 mel bands (edge bands repeat): pitch and formants move energy along
+  // the mel axis.
+  std::vector<float> src(x, x + T * M);
+  const float lo = *std::min_element(src.begin(), src.end());
+  const int64_t shift = static_cast<int64_t>(rng.below(21)) - 10;
+  const int64_t band = static_cast<int64_t>(rng.below(5)) - 2;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t m = 0; m < M; ++m) {
+      const int64_t st = t - shift, sm = std::clamp<int64_t>(m - band, 0, M - 1);
+      x[t * M + m] = (st >= 0 && st < T) ? src[st * M + sm] : lo;
+    }
+  // Two band masks of up to M/8 bands and two time masks of up to T/10 frames, set to the
+  // clip's mean (which per-clip normalisation then maps near 0).
+  double sum = 0;
+  for (int64_t i = 0; i < T * M; ++i) sum += x[i];
+  const float mean = static_cast<float>(sum / (T * M));
+  for (int k = 0; k < 2; ++k) {
+    const int64_t w = static_cast<int64_t>(rng.below(M / 8 + 1)), f0 = static_cast<int64_t>(rng.below(M - w + 1));
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t m = f0; m < f0 + w; ++m) x[t * M + m] = mean;
+    const int64_t tw = static_cast<int64_t>(rng.below(T / 10 + 1)), t0 = static_cast<int64_t>(rng.below(T - tw + 1));
+    for (int64_t t = t0; t < t0 + tw; ++t)
+      for (int64_t m = 0; m < M; ++m) x[t * M + m] = mean;
+  }
+}
+
+void normalize_clip(float* x, int64_t n) {
+  double mean = 0, var = 0;
+  for (int64_t i = 0; i < n; ++i) mean += x[i];
+  mean /= n;
+  for (int64_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  const double inv = 1.0 / std::sqrt(var / n + 1e-6);
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>((x[i] - mean) * inv);
 }
 
 Tensor assemble_batch(const InputSpec& spec, const std::vector<float>& pos, const LabeledSet& set,
@@ -227,6 +267,12 @@ Tensor assemble_batch(const InputSpec& spec, const std::vector<float>& pos, cons
         std::memcpy(dst + i * C, src + i * cc, cc * sizeof(float));
       }
       std::memcpy(dst + i * C + fc, pos.data() + i * pc, pc * sizeof(float));
+    }
+    if (spec.modality == "audio") {
+      // Per-clip normalisation: loudness and recording level should not decide the class.
+      std::vector<float> clip(src, src + N * cc);
+      normalize_clip(clip.data(), N * cc);
+      for (int64_t i = 0; i < N; ++i) std::memcpy(dst + i * C, clip.data() + i * cc, cc * sizeof(float));
     }
   }
   return x;

@@ -3,8 +3,8 @@
 // that `classify predict` encodes a new file exactly as training did.
 //   image: pixels in [-1, 1], grouped into patch x patch tiles (patch 1 = one pixel per
 //          element), plus Fourier features of each tile's (row, col) position.
-//   audio: log-mel frames of a clip padded or cut to `seconds`, normalised per clip, plus
-//          Fourier features of the frame index.
+//   audio: log-mel frames of a clip padded or cut to `seconds` (stored as natural-log power,
+//          normalised per clip when a batch is assembled), plus Fourier features of the frame.
 //   text:  one byte per element as a one-hot of 256, padded to max_bytes with zeros, plus
 //          Fourier features of the byte position.
 #pragma once
@@ -28,7 +28,8 @@ struct InputSpec {
   int64_t max_bytes = 256;  // text
   int64_t bands = 8;        // Fourier bands per axis
   // Training-time augmentation (ignored at inference): images shift by up to 2 pixels and
-  // flip left-right; audio shifts in time and gets SpecAugment-style band and time masks.
+  // flip left-right; audio gets an echo or a noise floor, shifts in time and along the mel
+  // axis, and SpecAugment-style band and time masks.
   bool augment = true;
 
   int64_t length() const;            // N
@@ -57,6 +58,12 @@ struct InputSpec {
   nlohmann::json to_json() const;
   static InputSpec from_json(const nlohmann::json& j);
 };
+
+// Audio augmentation pieces, on a (T, M) natural-log mel clip in place.
+void add_echo(float* logmel, int64_t T, int64_t M, int64_t delay, float gain);  // + gain * P(t - delay)
+void add_noise_floor(float* logmel, int64_t n, float level);  // + exp(level) in power
+void shift_and_mask_audio(float* logmel, int64_t T, int64_t M, Rng& rng);
+void normalize_clip(float* x, int64_t n);  // to mean 0, variance 1
 
 // Examples `idx` of `set` with the position features appended -> (B, length, channels).
 Tensor assemble_batch(const InputSpec& spec, const std::vector<float>& positions,

@@ -35,11 +35,17 @@ void fft_radix2(std::vector<double>& re, std::vector<double>& im) {
     j |= bit;
     if (i < j) std::swap(re[i], re[j]), std::swap(im[i], im[j]);
   }
+  // Twiddles exp(-2 pi i k / n) once; a stage of length len uses every (n / len)-th.
+  std::vector<double> tw_re(n / 2), tw_im(n / 2);
+  for (size_t k = 0; k < n / 2; ++k) {
+    tw_re[k] = std::cos(-2.0 * M_PI * static_cast<double>(k) / static_cast<double>(n));
+    tw_im[k] = std::sin(-2.0 * M_PI * static_cast<double>(k) / static_cast<double>(n));
+  }
   for (size_t len = 2; len <= n; len <<= 1) {
-    const double ang = -2.0 * M_PI / static_cast<double>(len);
+    const size_t stride = n / len;
     for (size_t i = 0; i < n; i += len)
       for (size_t k = 0; k < len / 2; ++k) {
-        const double wr = std::cos(ang * k), wi = std::sin(ang * k);
+        const double wr = tw_re[k * stride], wi = tw_im[k * stride];
         const size_t a = i + k, b = i + k + len / 2;
         const double xr = re[b] * wr - im[b] * wi, xi = re[b] * wi + im[b] * wr;
         re[b] = re[a] - xr, im[b] = im[a] - xi;

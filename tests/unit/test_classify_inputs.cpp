@@ -5,8 +5,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <tuple>
 
@@ -154,7 +156,20 @@ TEST(InputSpec, AudioChecksTheRateAndNormalisesEachClip) {
     r = r * 1664525u + 1013904223u;
     tone[i] = 0.2f * std::sin(0.2f * i) + 0.05f * ((r >> 8) / float(1 << 24) - 0.5f);
   }
-  const std::vector<float> a = s.audio_content(tone, 16000, "t.wav");
+  // Stored as log power; a batch holds the clip normalised to mean 0, variance 1.
+  auto normalised = [&](const std::vector<float>& samples) {
+    LabeledSet set;
+    set.length = s.length();
+    set.channels = s.content_channels();
+    set.classes = {"tone"};
+    set.add(s.audio_content(samples, 16000, "t.wav"), 0);
+    const Tensor x = assemble_batch(s, s.positions(), set, {0});  // (1, frames, 40 + positions)
+    std::vector<float> out;
+    for (int64_t t = 0; t < s.frames(); ++t)
+      for (int64_t m = 0; m < 40; ++m) out.push_back(x.data()[t * s.channels() + m]);
+    return out;
+  };
+  const std::vector<float> a = normalised(tone);
   ASSERT_EQ(static_cast<int64_t>(a.size()), s.frames() * 40);
   double mean = 0, var = 0;
   for (float v : a) mean += v;
@@ -165,8 +180,10 @@ TEST(InputSpec, AudioChecksTheRateAndNormalisesEachClip) {
   // Louder by 3x: the same features (the log shifts, normalisation removes it).
   std::vector<float> loud = tone;
   for (float& v : loud) v *= 3.0f;
-  const std::vector<float> b = s.audio_content(loud, 16000, "t.wav");
+  const std::vector<float> b = normalised(loud);
   for (size_t i = 0; i < a.size(); i += 97) EXPECT_NEAR(a[i], b[i], 2e-2);
+  const std::vector<float> raw = s.audio_content(tone, 16000, "t.wav"), raw3 = s.audio_content(loud, 16000, "t.wav");
+  EXPECT_NEAR(raw3[500] - raw[500], std::log(9.0), 1e-2);  // power, natural log
   EXPECT_NE(error_of([&] { s.audio_content(tone, 8000, "slow.wav"); })
                 .find("slow.wav: sample rate 8000 Hz, the model reads 16000 Hz"),
             std::string::npos);
@@ -215,35 +232,90 @@ TEST(InputSpec, ImageAugmentationIsAShiftAndFlipOfThePixels) {
   EXPECT_FALSE(InputSpec::from_json(s.to_json()).augment);
 }
 
-TEST(InputSpec, AudioAugmentationShiftsAndMasks) {
-  InputSpec s;
-  s.modality = "audio";
-  s.seconds = 0.5;
-  const int64_t T = s.frames(), M = s.n_mels;
+TEST(InputSpec, AudioShiftsAndMasks) {
+  const int64_t T = 50, M = 40;
   std::vector<float> c(T * M);
   for (int64_t i = 0; i < T * M; ++i) c[i] = 1.0f + static_cast<float>(i % 97);  // all > 0
   const float lo = 1.0f;
   Rng rng(3);
   int masked = 0;
+  std::set<std::pair<int64_t, int64_t>> shifts;  // (frames, bands) that explained a draw
   for (int n = 0; n < 50; ++n) {
     std::vector<float> a = c;
-    s.augment_content(a.data(), rng);
-    // Some shift in [-10, 10] explains every value: the source frame, the clip's minimum where
-    // the shift vacated frames, or 0 where a mask fell.
+    shift_and_mask_audio(a.data(), T, M, rng);
+    // The masks hold the shifted clip's mean: the one value not in the source.
+    std::map<float, int> count;
+    for (float v : a) count[v]++;
+    // Some time shift in [-10, 10] and band shift in [-2, 2] explain every value: the source
+    // frame and band (edge bands repeat), the clip's minimum where the time shift vacated
+    // frames, or the mask value.
     bool explained = false;
-    for (int64_t sh = -10; sh <= 10 && !explained; ++sh) {
-      explained = true;
-      for (int64_t t = 0; t < T && explained; ++t)
-        for (int64_t m = 0; m < M && explained; ++m) {
-          const int64_t st = t - sh;
-          const float want = (st >= 0 && st < T) ? c[st * M + m] : lo;
-          explained = a[t * M + m] == want || a[t * M + m] == 0.0f;
+    for (int64_t sh = -10; sh <= 10 && !explained; ++sh)
+      for (int64_t bs = -2; bs <= 2 && !explained; ++bs) {
+        explained = true;
+        int64_t off = 0;
+        double sum = 0;
+        std::vector<float> shifted(T * M);
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t m = 0; m < M; ++m) {
+            const int64_t st = t - sh, sm = std::min<int64_t>(std::max<int64_t>(m - bs, 0), M - 1);
+            shifted[t * M + m] = (st >= 0 && st < T) ? c[st * M + sm] : lo;
+            sum += shifted[t * M + m];
+          }
+        const float mean = static_cast<float>(sum / (T * M));
+        for (int64_t i = 0; i < T * M && explained; ++i) {
+          explained = a[i] == shifted[i] || a[i] == mean;
+          off += a[i] != shifted[i];
         }
-    }
+        if (explained) shifts.insert({sh, bs}), masked += off;
+      }
     EXPECT_TRUE(explained) << "draw " << n;
-    for (float v : a) masked += v == 0.0f;
   }
   EXPECT_GT(masked, 0);
+  // Both shifts vary: more than one band shift and more than one time shift were drawn.
+  std::set<int64_t> frames_seen, bands_seen;
+  for (const auto& [f, b] : shifts) frames_seen.insert(f), bands_seen.insert(b);
+  EXPECT_GT(frames_seen.size(), 3u);
+  EXPECT_GT(bands_seen.size(), 2u);
+}
+
+TEST(InputSpec, EchoAndNoiseFloorAddPower) {
+  const int64_t T = 6, M = 3;
+  std::vector<float> c(T * M);
+  for (int64_t i = 0; i < T * M; ++i) c[i] = std::sin(1.3f * i) * 4.0f;
+  std::vector<float> e = c;
+  add_echo(e.data(), T, M, 2, 0.25f);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t m = 0; m < M; ++m) {
+      const double p = std::exp(double(c[t * M + m])) + (t >= 2 ? 0.25 * std::exp(double(c[(t - 2) * M + m])) : 0.0);
+      EXPECT_NEAR(e[t * M + m], std::log(p), 1e-5) << t << "," << m;  // echo of the dry signal only
+    }
+  std::vector<float> f = c;
+  add_noise_floor(f.data(), T * M, -1.0f);
+  for (int64_t i = 0; i < T * M; ++i)
+    EXPECT_NEAR(f[i], std::log(std::exp(double(c[i])) + std::exp(-1.0)), 1e-5);
+}
+
+TEST(InputSpec, AudioAugmentationKeepsTheClipFiniteAndVaries) {
+  InputSpec s;
+  s.modality = "audio";
+  s.seconds = 0.5;
+  const int64_t T = s.frames(), M = s.n_mels;
+  std::vector<float> c(T * M);
+  for (int64_t i = 0; i < T * M; ++i) c[i] = -3.0f + std::sin(0.37f * i) * 5.0f;
+  Rng rng(9);
+  std::set<std::vector<float>> seen;
+  for (int n = 0; n < 20; ++n) {
+    std::vector<float> a = c;
+    s.augment_content(a.data(), rng);
+    for (float v : a) ASSERT_TRUE(std::isfinite(v));
+    seen.insert(a);
+  }
+  EXPECT_EQ(seen.size(), 20u);
+  s.augment = false;
+  std::vector<float> same = c;
+  s.augment_content(same.data(), rng);
+  EXPECT_EQ(same, c);
 }
 
 TEST(InputSpec, TextIsOneHotBytesPadded) {
