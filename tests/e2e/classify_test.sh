@@ -43,6 +43,26 @@ grep -q "x.png: not a PNG" "$TMP/err" || fail "non-PNG message: $(cat "$TMP/err"
 # A sequence backbone trains with the same command.
 "$BIN" classify train "${small[@]}" --backbone mamba --steps 5 --out "$TMP/m" > "$TMP/m.log" || fail "mamba backbone"
 grep -q "model mamba" "$TMP/m.log" || fail "mamba backbone log: $(cat "$TMP/m.log")"
+# Audio from a WAV folder (tones against noise, made with sox): the audio defaults apply to
+# the flags not given (batch 32, ...), a flag given wins, and predict reads a WAV.
+for split in train test; do
+  for c in tone noise; do
+    mkdir -p "$TMP/wav/$split/$c"
+    for i in $(seq 20); do
+      if [ $c = tone ]; then gen="sine $((200 + 50 * i))"; else gen="whitenoise"; fi
+      sox -n -r 16000 -c 1 -b 16 "$TMP/wav/$split/$c/$i.wav" synth 0.5 $gen vol 0.3
+    done
+  done
+done
+"$BIN" classify train --data "$TMP/wav" --val-every 10 --threads 2 --out "$TMP/a" > "$TMP/a.log" \
+  || fail "audio train: $(cat "$TMP/a.log")"
+grep -q " steps of 32 " "$TMP/a.log" || fail "audio defaults: $(grep model "$TMP/a.log")"
+"$BIN" classify train --data "$TMP/wav" --val-every 10 --threads 2 --batch 2 --steps 3 --out "$TMP/a2" \
+  > "$TMP/a2.log" || fail "audio train with --batch"
+grep -q "3 steps of 2 " "$TMP/a2.log" || fail "--batch lost to the audio default: $(grep model "$TMP/a2.log")"
+"$BIN" classify predict --model "$TMP/a" "$TMP/wav/test/tone/1.wav" --top 2 > "$TMP/apred.log" \
+  || fail "audio predict"
+grep -Eq "1.wav: (tone|noise) [0-9.]+%, (tone|noise) [0-9.]+%" "$TMP/apred.log" || fail "audio predict: $(cat "$TMP/apred.log")"
 # Bad flags and data are refused before anything is written.
 for bad in "--backbone lstm" "--patch 5" "--data $TMP/nowhere"; do
   if "$BIN" classify train "${small[@]}" --steps 2 --out "$TMP/bad" $bad 2> "$TMP/err"; then
