@@ -28,7 +28,7 @@ for b in "${BACKBONES[@]}"; do
   $P classify train --data "$DATA" --backbone "$b" --steps "$STEPS" --eval-every 0 \
     --log-every 200 --out "$TMP/$b" "$@"
   $P classify eval --model "$TMP/$b" --confusion none \
-    --json "bench/results/classify_${name}_$b.json" | head -1 | tee -a "$TMP/summary"
+    --json "bench/results/classify_${name}_$b.json" | head -1 | sed "s/^/$b: /" | tee -a "$TMP/summary"
 done
 echo "== summary ($DATA, $STEPS steps each)"
 cat "$TMP/summary"
