@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <sstream>
 
 #include "apps/commands.h"
 #include "apps/confusion_png.h"
@@ -20,9 +19,9 @@
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "io/config_json.h"
-#include "io/read_file.h"
 #include "io/run_dir.h"
 #include "train/classify_task.h"
+#include "train/metrics_log.h"
 #include "train/trainer.h"
 
 namespace pf::cli {
@@ -134,6 +133,7 @@ double apply_modality_defaults(ClassifyTrainArgs& a, const std::string& modality
 
 void run_classify_train(ClassifyTrainArgs& a) {
   set_num_threads(a.threads);
+  check_range("--dropout", a.dropout, 0.0, 1.0, false, true);
   check_range("--limit", a.limit, 0, int64_t{1} << 32);
   check_range("--val-every", a.val_every, 2, 1 << 20);
   if (a.opt.out_dir.empty()) a.opt.out_dir = a.resume.empty() ? "runs/classify" : a.resume;
@@ -166,6 +166,7 @@ void run_classify_train(ClassifyTrainArgs& a) {
   double epochs = 3.0;
   if (a.resume.empty()) {
     epochs = apply_modality_defaults(a, spec.modality);
+    a.opt.dropout = static_cast<float>(a.dropout);
     if (a.patch > 0) spec.patch = a.patch;
     else if (spec.modality == "image") spec.patch = 4;
     if (a.bands > 0) spec.bands = a.bands;
@@ -181,8 +182,6 @@ void run_classify_train(ClassifyTrainArgs& a) {
               a.data.c_str(), spec.modality.c_str(), static_cast<long>(spec.length()),
               static_cast<long>(spec.channels()), static_cast<long>(train.n),
               static_cast<long>(val.n), train.classes.size(), load_timer.seconds());
-  check_range("--dropout", a.dropout, 0.0, 1.0, false, true);
-  if (a.resume.empty()) a.opt.dropout = static_cast<float>(a.dropout);
   if (a.opt.steps <= 0)
     a.opt.steps = std::max<int64_t>(1, std::llround(epochs * train.n / a.opt.batch));
   a.opt.validate();
@@ -274,13 +273,9 @@ void run_classify_eval(const ClassifyEvalArgs& a) {
                         {"confusion", cm},    {"labels", labels},         {"arch", model->arch()},
                         {"params", model->num_params()}};
     // The run's last progress row (steps, seconds, examples/s), for benchmark reports.
-    const fs::path metrics = fs::path(a.model_dir) / "metrics.jsonl";
-    if (fs::exists(metrics)) {
-      std::istringstream in(read_file(metrics.string(), 1 << 26));
-      std::string line, last;
-      while (std::getline(in, line))
-        if (!line.empty()) last = line;
-      if (!last.empty()) j["train"] = nlohmann::json::parse(last, nullptr, false);
+    if (fs::exists(fs::path(a.model_dir) / kMetricsFile)) {
+      const std::vector<nlohmann::json> rows = read_metrics(a.model_dir);
+      if (!rows.empty()) j["train"] = rows.back();
     }
     write_file_atomic(a.json_out, j.dump(2) + "\n");
   }

@@ -190,22 +190,22 @@ void InputSpec::augment_content(float* x, Rng& rng) const {
   }
 }
 
+namespace {
+float log_add_exp(float a, float b) { return std::max(a, b) + std::log1p(std::exp(-std::abs(a - b))); }
+}  // namespace
+
 void add_echo(float* logmel, int64_t T, int64_t M, int64_t delay, float gain) {
   // Power adds: a delay of tens of milliseconds makes a comb far finer than a mel band, so
   // the phases average out within each band.
   const float lg = std::log(gain);
   for (int64_t t = T - 1; t >= delay; --t)
     for (int64_t m = 0; m < M; ++m) {
-      const float a = logmel[t * M + m], b = lg + logmel[(t - delay) * M + m];
-      logmel[t * M + m] = std::max(a, b) + std::log1p(std::exp(-std::abs(a - b)));
+      logmel[t * M + m] = log_add_exp(logmel[t * M + m], lg + logmel[(t - delay) * M + m]);
     }
 }
 
 void add_noise_floor(float* logmel, int64_t n, float level) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float a = logmel[i];
-    logmel[i] = std::max(a, level) + std::log1p(std::exp(-std::abs(a - level)));
-  }
+  for (int64_t i = 0; i < n; ++i) logmel[i] = log_add_exp(logmel[i], level);
 }
 
 void shift_and_mask_audio(float* x, int64_t T, int64_t M, Rng& rng) {
@@ -253,9 +253,16 @@ Tensor assemble_batch(const InputSpec& spec, const std::vector<float>& pos, cons
   const int64_t fc = spec.feature_channels(), C = fc + pc, B = static_cast<int64_t>(idx.size());
   const bool one_hot = spec.modality == "text";
   Tensor x = Tensor::empty({B, N, C});
+  std::vector<float> clip;  // audio: the example normalised, (N, cc)
   for (int64_t b = 0; b < B; ++b) {
     const float* src = set.example(idx[b]);  // (N, cc)
     float* dst = x.data() + b * N * C;       // (N, C)
+    if (spec.modality == "audio") {
+      // Per-clip normalisation: loudness and recording level should not decide the class.
+      clip.assign(src, src + N * cc);
+      normalize_clip(clip.data(), N * cc);
+      src = clip.data();
+    }
     for (int64_t i = 0; i < N; ++i) {
       if (one_hot) {
         std::fill(dst + i * C, dst + i * C + fc, 0.0f);
@@ -267,12 +274,6 @@ Tensor assemble_batch(const InputSpec& spec, const std::vector<float>& pos, cons
         std::memcpy(dst + i * C, src + i * cc, cc * sizeof(float));
       }
       std::memcpy(dst + i * C + fc, pos.data() + i * pc, pc * sizeof(float));
-    }
-    if (spec.modality == "audio") {
-      // Per-clip normalisation: loudness and recording level should not decide the class.
-      std::vector<float> clip(src, src + N * cc);
-      normalize_clip(clip.data(), N * cc);
-      for (int64_t i = 0; i < N; ++i) std::memcpy(dst + i * C, clip.data() + i * cc, cc * sizeof(float));
     }
   }
   return x;

@@ -1,6 +1,6 @@
 // Labelled examples for classification, already through their front end's content stage:
 // each example is (length, content channels) floats (pixel patches, log-mel frames, byte
-// one-hots). Position features are the same for every example and are appended when a
+// values). Position features are the same for every example and are appended when a
 // batch is assembled (data/input_spec.h), so a data set holds only what differs.
 #pragma once
 #include <cstdint>

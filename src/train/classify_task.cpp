@@ -55,24 +55,21 @@ Var ClassifyTask::train_loss(int64_t batch, uint64_t seed, uint64_t sample,
     idx[j] = epoch_order(seed, p / train_.n)[p % train_.n];
     labels[j] = train_.labels[idx[j]];
   }
-  if (!spec_.augment) {
-    Var x(assemble_batch(spec_, positions_, train_, idx));  // (B, N, C)
-    return cross_entropy(model_.forward(x, fo), labels);
-  }
   // Augmented copies of the batch's content; the draws are a function of (seed, sample).
-  LabeledSet b;
-  b.length = train_.length;
-  b.channels = train_.channels;
-  b.classes = train_.classes;
-  const int64_t per = train_.length * train_.channels;
-  Rng rng(seed ^ 0xa09e17ULL, sample);
-  std::vector<int64_t> local(batch);
-  for (int64_t j = 0; j < batch; ++j) {
-    b.add(std::vector<float>(train_.example(idx[j]), train_.example(idx[j]) + per), labels[j]);
-    spec_.augment_content(b.content.data() + j * per, rng);
-    local[j] = j;
+  LabeledSet copies;
+  if (spec_.augment) {
+    copies.length = train_.length;
+    copies.channels = train_.channels;
+    copies.classes = train_.classes;
+    const int64_t per = train_.length * train_.channels;
+    Rng rng(seed ^ 0xa09e17ULL, sample);
+    for (int64_t j = 0; j < batch; ++j) {
+      copies.add(std::vector<float>(train_.example(idx[j]), train_.example(idx[j]) + per), labels[j]);
+      spec_.augment_content(copies.content.data() + j * per, rng);
+      idx[j] = j;  // now the copy's index
+    }
   }
-  Var x(assemble_batch(spec_, positions_, b, local));  // (B, N, C)
+  Var x(assemble_batch(spec_, positions_, spec_.augment ? copies : train_, idx));  // (B, N, C)
   return cross_entropy(model_.forward(x, fo), labels);
 }
 
