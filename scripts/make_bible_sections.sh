@@ -20,18 +20,10 @@ command -v bible >/dev/null || {
   echo "bible sections: 'bible' not found; run 'bash scripts/setup.sh' (or: apt-get install bible-kjv)" >&2
   exit 1
 }
-if [ -e "$OUT_DIR" ]; then
-  if [ -f "$OUT_DIR/.complete" ] && [ "$(cat "$OUT_DIR/.complete")" = "$VERSION" ]; then
-    echo "bible sections: up to date"
-    exit 0
-  fi
-  if [ ! -f "$OUT_DIR/.complete" ]; then
-    # Not ours: never delete what we did not create.
-    echo "bible sections: $OUT_DIR exists but was not made by this script (no .complete marker);" \
-         "move or remove it yourself" >&2
-    exit 1
-  fi
-  echo "bible sections: $OUT_DIR is from '$(cat "$OUT_DIR/.complete")'; rebuilding as '$VERSION'"
+source scripts/data_dir.sh
+if ! data_dir_needs_build "bible sections" "$OUT_DIR" "$VERSION"; then
+  echo "bible sections: up to date"
+  exit 0
 fi
 
 TMP="$OUT_DIR.tmp.$$"

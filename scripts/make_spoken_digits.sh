@@ -23,19 +23,10 @@ for tool in espeak-ng sox soxi; do
   }
 done
 
-if [ -e "$OUT_DIR" ]; then
-  if [ -f "$OUT_DIR/.complete" ] && [ "$(cat "$OUT_DIR/.complete")" = "$VERSION" ]; then
-    echo "spoken digits: up to date ($(($(wc -l < "$OUT_DIR/manifest.tsv") - 1)) clips)"
-    exit 0
-  fi
-  if [ ! -f "$OUT_DIR/.complete" ]; then
-    # Not ours (or a half-finished copy by hand): never delete what we did not create.
-    echo "spoken digits: $OUT_DIR exists but was not made by this script (no .complete marker);" \
-         "move or remove it yourself" >&2
-    exit 1
-  fi
-  # Made by an older version of this script (the marker says so): rebuilt below, then replaced.
-  echo "spoken digits: $OUT_DIR is from '$(cat "$OUT_DIR/.complete")'; rebuilding as '$VERSION'"
+source scripts/data_dir.sh
+if ! data_dir_needs_build "spoken digits" "$OUT_DIR" "$VERSION"; then
+  echo "spoken digits: up to date ($(($(wc -l < "$OUT_DIR/manifest.tsv") - 1)) clips)"
+  exit 0
 fi
 
 WORDS=(zero one two three four five six seven eight nine)
