@@ -1,6 +1,7 @@
 #include "infer/generate.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "autograd/tape.h"
 #include "base/checks.h"
@@ -8,6 +9,18 @@
 #include "kernels/cpu/xent.h"
 
 namespace pf {
+
+int32_t pick_next_token(float* logits, int64_t V, const GenerateOptions& opt, Rng& rng,
+                        int64_t position) {
+  for (int64_t j = 0; j < V; ++j)
+    PF_CHECK(std::isfinite(logits[j]), "the model produced non-finite logits at position ",
+             position, " (its weights overflow the computation)");
+  if (opt.valid_vocab > 0 && opt.valid_vocab < V)
+    for (int64_t j = opt.valid_vocab; j < V; ++j) logits[j] = -1e30f;
+  for (int32_t j : opt.banned_ids)
+    if (j >= 0 && j < V) logits[j] = -1e30f;
+  return sample_token(logits, V, opt.sampling, rng);
+}
 
 std::vector<int32_t> generate(InferenceSession& session, const std::vector<int32_t>& prompt,
                               const GenerateOptions& opt,
@@ -23,14 +36,7 @@ std::vector<int32_t> generate(InferenceSession& session, const std::vector<int32
   std::vector<int32_t> out;
   for (int64_t i = 0; i < opt.max_new; ++i) {
     Tensor logits = session.last_logits().clone();  // (1, V)
-    const int64_t V = logits.size(1);
-    PF_CHECK(first_nonfinite(logits) < 0, "the model produced non-finite logits at position ",
-             session.position(), " (its weights overflow the computation)");
-    if (opt.valid_vocab > 0 && opt.valid_vocab < V)
-      for (int64_t j = opt.valid_vocab; j < V; ++j) logits.data()[j] = -1e30f;
-    for (int32_t j : opt.banned_ids)
-      if (j >= 0 && j < V) logits.data()[j] = -1e30f;
-    const int32_t tok = sample_token(logits.data(), V, opt.sampling, rng);
+    const int32_t tok = pick_next_token(logits.data(), logits.size(1), opt, rng, session.position());
     out.push_back(tok);
     if (on_token) on_token(tok);
     const bool stop =

@@ -18,6 +18,11 @@ struct GenerateOptions {
   bool feed_last = false;           // also feed the final token, so the state covers it
 };
 
+// One sampling step on logits (V) at `position`: errors on non-finite logits, masks the ids
+// `opt` forbids (padded vocabulary, banned ids) in place, then samples with opt.sampling.
+int32_t pick_next_token(float* logits, int64_t V, const GenerateOptions& opt, Rng& rng,
+                        int64_t position);
+
 // Prefills the prompt (which may be empty when the session already has logits, e.g.
 // after load_session_state), then samples up to max_new tokens, calling on_token as
 // each is produced. Stops early at a stop id or when the session is full.

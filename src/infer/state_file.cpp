@@ -12,6 +12,7 @@ namespace pf {
 
 namespace {
 constexpr const char* kFormat = "postformer-state-v2";  // v2: + weights fingerprint
+}  // namespace
 
 // 64-bit FNV-1a over every parameter's name, shape and f32 bits, in visit order, in four
 // interleaved lanes so it runs near memory speed. Any changed weight changes it.
@@ -37,7 +38,44 @@ std::string weights_fingerprint(LanguageModel& m) {
                 static_cast<unsigned long long>(lane[2]), static_cast<unsigned long long>(lane[3]));
   return buf;
 }
-}  // namespace
+
+std::map<std::string, std::string> state_origin(LanguageModel& model,
+                                                const std::string& fingerprint) {
+  return {{"arch", model.arch()},
+          {"config", model.config_json().dump()},
+          {"weights", fingerprint.empty() ? weights_fingerprint(model) : fingerprint}};
+}
+
+void check_state_origin(const std::string& path, const std::map<std::string, std::string>& md,
+                        LanguageModel& model, const std::string& fingerprint) {
+  auto get = [&](const char* key) {
+    auto it = md.find(key);
+    PF_CHECK(it != md.end(), path, ": not a postformer state file (no '", key, "' metadata)");
+    return it->second;
+  };
+  PF_CHECK(get("arch") == model.arch(), path, ": state of a '", get("arch"),
+           "' model cannot continue a '", model.arch(), "' model");
+  // Compared as the model would read them, so keys added to config.json since (with their
+  // defaults) do not orphan state files that older builds wrote.
+  bool same_config = get("config") == model.config_json().dump();
+  if (!same_config) try {
+      same_config = canonical_config(parse_json(get("config"), path)) == model.config_json();
+    } catch (const Error&) {
+    }
+  PF_CHECK(same_config, path, ": state was saved by a model with a different config");
+  PF_CHECK(get("weights") == (fingerprint.empty() ? weights_fingerprint(model) : fingerprint),
+           path,
+           ": state was saved by a model with other weights (same config, different "
+           "checkpoint); it cannot continue this one");
+}
+
+int64_t parse_state_position(const std::string& path, const std::string& pos) {
+  // Digits only: "12abc" or "-3" is a damaged file, not position 12.
+  PF_CHECK(
+      !pos.empty() && pos.size() <= 18 && pos.find_first_not_of("0123456789") == std::string::npos,
+      path, ": bad position '", pos, "'");
+  return std::stoll(pos);
+}
 
 void save_session_state(const std::string& path, LanguageModel& model,
                         const InferenceSession& session) {
@@ -45,12 +83,10 @@ void save_session_state(const std::string& path, LanguageModel& model,
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (auto& [name, t] : session.export_state()) tensors.emplace_back("state." + name, t);
   tensors.emplace_back("last_logits", session.last_logits());
-  write_safetensors(path, tensors,
-                    {{"format", kFormat},
-                     {"arch", model.arch()},
-                     {"config", model.config_json().dump()},
-                     {"weights", weights_fingerprint(model)},
-                     {"position", std::to_string(session.position())}});
+  auto md = state_origin(model);
+  md["format"] = kFormat;
+  md["position"] = std::to_string(session.position());
+  write_safetensors(path, tensors, md);
 }
 
 void check_state_path(const std::string& path) {
@@ -80,25 +116,8 @@ void load_session_state(const std::string& path, LanguageModel& model, Inference
            ": saved by an older postformer, without the fingerprint of its weights; "
            "recreate it with --save-state");
   PF_CHECK(get("format") == kFormat, path, ": unsupported state format '", get("format"), "'");
-  PF_CHECK(get("arch") == model.arch(), path, ": state of a '", get("arch"),
-           "' model cannot continue a '", model.arch(), "' model");
-  // Compared as the model would read them, so keys added to config.json since (with their
-  // defaults) do not orphan state files that older builds wrote.
-  bool same_config = get("config") == model.config_json().dump();
-  if (!same_config) try {
-      same_config = canonical_config(parse_json(get("config"), path)) == model.config_json();
-    } catch (const Error&) {
-    }
-  PF_CHECK(same_config, path, ": state was saved by a model with a different config");
-  PF_CHECK(get("weights") == weights_fingerprint(model), path,
-           ": state was saved by a model with other weights (same config, different "
-           "checkpoint); it cannot continue this one");
-  // Digits only: "12abc" or "-3" is a damaged file, not position 12.
-  const std::string pos = get("position");
-  PF_CHECK(
-      !pos.empty() && pos.size() <= 18 && pos.find_first_not_of("0123456789") == std::string::npos,
-      path, ": bad position '", pos, "'");
-  const int64_t position = std::stoll(pos);
+  check_state_origin(path, md, model);
+  const int64_t position = parse_state_position(path, get("position"));
   PF_CHECK(position >= 1 && position <= session.capacity(), path, ": position ", position,
            " is outside this session's context [1, ", session.capacity(), "]");
   std::set<std::string> expected = {"last_logits"};
