@@ -9,7 +9,8 @@ PACKAGES=(build-essential cmake ninja-build libdnnl-dev nlohmann-json3-dev libcl
           clang libclang-rt-14-dev libomp-dev  # clang: the sanitizer and libFuzzer build
           zlib1g-dev libpng-dev  # gzip data sets, PNG images (classify)
           dataset-fashion-mnist espeak-ng sox  # classify data: images, synthesised spoken digits
-          gnuplot-nox chromium)  # plots of `compare` and `plot`; chromium renders report.html in a test
+          gnuplot-nox chromium  # plots of `compare` and `plot`; chromium renders report.html and the chat page in tests
+          libcpp-httplib-dev curl)  # `serve`: the HTTP server; curl drives it in the end-to-end test
 
 missing=()
 for p in "${PACKAGES[@]}"; do

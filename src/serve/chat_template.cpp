@@ -15,7 +15,7 @@ constexpr const char* kPlainDefault =
     "{% for message in messages %}"
     "{{ message['role'] | capitalize }}: {{ message['content'] }}\n"
     "{% endfor %}"
-    "{% if add_generation_prompt %}Assistant:{% endif %}";
+    "{% if add_generation_prompt %}Assistant: {% endif %}";
 
 std::string token_text(const nlohmann::json& cfg, const char* key, const std::string& path) {
   if (!cfg.contains(key) || cfg[key].is_null()) return "";
@@ -31,15 +31,15 @@ std::string pick_template(const nlohmann::json& t, const std::string& path) {
   if (t.is_string()) return t.get<std::string>();
   PF_CHECK(t.is_array(), path, ": 'chat_template' must be a string or a list of {name, template}");
   PF_CHECK(!t.empty(), path, ": 'chat_template' is an empty list");
-  const nlohmann::json* chosen = nullptr;
+  const nlohmann::json* chosen = nullptr;  // the first entry named "default", else the first
+  bool chosen_default = false;
   for (const auto& entry : t) {
     PF_CHECK(entry.is_object() && entry.contains("template") && entry["template"].is_string(), path,
              ": every 'chat_template' list entry needs a string 'template'");
-    if (!chosen) chosen = &entry;
-    if (entry.contains("name") && entry["name"] == "default") chosen = &entry;
+    const bool is_default = entry.contains("name") && entry["name"] == "default";
+    if (!chosen || (is_default && !chosen_default)) chosen = &entry;
+    chosen_default = chosen_default || is_default;
   }
-  for (const auto& entry : t)
-    if (entry.contains("name") && entry["name"] == "default") return entry["template"].get<std::string>();
   return (*chosen)["template"].get<std::string>();
 }
 

@@ -22,7 +22,7 @@ class ChatTemplate {
   // Parses a Jinja chat template. Errors (pf::Error) name the problem and the line/column.
   static ChatTemplate parse(const std::string& source);
   // For models without a template: each message as "<Role>: <content>\n" with the role
-  // capitalised, and with add_generation_prompt "Assistant:" at the end.
+  // capitalised, and with add_generation_prompt "Assistant: " (with its space) at the end.
   static ChatTemplate plain_default();
 
   // The template sees messages (role, content), add_generation_prompt, bos_token, eos_token,

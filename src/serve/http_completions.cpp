@@ -66,10 +66,11 @@ void HttpServer::prepare_input(const CompletionParams& p, Job& job) {
       if (in_session) job.new_messages = p.messages;
     } else if (p.prompt_ids) {
       ids = *p.prompt_ids;
+      const int64_t vocab = std::min(tok_->vocab_size(), model_.vocab_size());
+      for (int32_t id : ids)  // before decode, which would refuse it as a server error
+        if (id < 0 || id >= vocab)
+          http_fail(400, "prompt token id ", id, " is outside the vocabulary of ", vocab);
       job.input_text = sanitize_utf8(tok_->decode(ids));
-      for (int32_t id : ids)
-        if (id >= model_.vocab_size())
-          http_fail(400, "prompt token id ", id, " is outside the vocabulary of ", model_.vocab_size());
     } else {
       ids = encode(p.prompt);
       job.input_text = sanitize_utf8(p.prompt);

@@ -1,5 +1,7 @@
 #include "serve/http_server.h"
 
+#include <sys/socket.h>
+
 #include <filesystem>
 
 #include "infer/state_file.h"
@@ -9,6 +11,8 @@
 namespace pf {
 
 namespace {
+constexpr int kListenBacklog = 512;
+
 DecoderLM& as_decoder(LanguageModel& m) {
   auto* d = dynamic_cast<DecoderLM*>(&m);
   PF_CHECK(d, "serve runs decoder stacks (transformer, mamba, mamba2, retnet, hybrid); '",
@@ -64,10 +68,20 @@ void HttpServer::count(const std::string& route, int status) {
 }
 
 int HttpServer::bind() {
+  // httplib listens with a backlog of 5: a burst of clients (32 streams opening at once)
+  // overflows it and some connections are dropped. Listening again on the same socket
+  // raises the backlog (Linux keeps the bound socket, changing only the queue length).
+  int fd = -1;
+  http_.set_socket_options([&fd](socket_t sock) {
+    fd = sock;
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   const int port = opt_.port == 0 ? http_.bind_to_any_port(opt_.host)
                                   : (http_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1);
   PF_CHECK(port > 0, "cannot listen on ", opt_.host, ":", opt_.port,
            " (in use, or not an address of this machine)");
+  if (fd >= 0) ::listen(fd, kListenBacklog);
   return port;
 }
 

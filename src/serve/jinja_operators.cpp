@@ -15,9 +15,22 @@ std::string undefined_why(const Value& v) { return v.s.empty() ? "the value is u
   fail("unsupported operand types for ", op, ": ", type_name(a), " and ", type_name(b));
 }
 
-int64_t checked(bool overflow, int64_t v) {
-  PF_CHECK(!overflow, "integer overflow (integers are 64-bit here)");
-  return v;
+constexpr const char* kOverflow = "integer overflow (integers are 64-bit here)";
+
+int64_t add(int64_t a, int64_t b) {
+  int64_t r;
+  PF_CHECK(!__builtin_add_overflow(a, b, &r), kOverflow);
+  return r;
+}
+int64_t sub(int64_t a, int64_t b) {
+  int64_t r;
+  PF_CHECK(!__builtin_sub_overflow(a, b, &r), kOverflow);
+  return r;
+}
+int64_t mul(int64_t a, int64_t b) {
+  int64_t r;
+  PF_CHECK(!__builtin_mul_overflow(a, b, &r), kOverflow);
+  return r;
 }
 
 Value repeat_string(const std::string& s, int64_t n) {
@@ -43,9 +56,9 @@ Value repeat_list(const List& l, int64_t n) {
 int64_t int_pow(int64_t base, int64_t exp) {
   int64_t result = 1;
   while (exp > 0) {
-    if (exp & 1) result = checked(__builtin_mul_overflow(result, base, &result), result);
+    if (exp & 1) result = mul(result, base);
     exp >>= 1;
-    if (exp > 0) base = checked(__builtin_mul_overflow(base, base, &base), base);
+    if (exp > 0) base = mul(base, base);
   }
   return result;
 }
@@ -108,7 +121,7 @@ void check_string_size(size_t bytes) {
 Value unary_minus(const Value& v) {
   if (v.kind == Value::Kind::kFloat) return Value::number(-v.f);
   PF_CHECK(v.is_int(), "bad operand type for unary -: ", type_name(v));
-  PF_CHECK(v.as_int() != INT64_MIN, "integer overflow (integers are 64-bit here)");
+  PF_CHECK(v.as_int() != INT64_MIN, kOverflow);
   return Value::integer(-v.as_int());
 }
 
@@ -132,9 +145,8 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
 
   const bool ints = a.is_int() && b.is_int();
   const bool nums = a.is_number() && b.is_number();
-  int64_t r = 0;
   if (op == "+") {
-    if (ints) return Value::integer(checked(__builtin_add_overflow(a.as_int(), b.as_int(), &r), r));
+    if (ints) return Value::integer(add(a.as_int(), b.as_int()));
     if (nums) return Value::number(a.as_double() + b.as_double());
     if (a.is_string() && b.is_string()) {
       check_string_size(a.s.size() + b.s.size());
@@ -149,12 +161,12 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     bad_operands(op, a, b);
   }
   if (op == "-") {
-    if (ints) return Value::integer(checked(__builtin_sub_overflow(a.as_int(), b.as_int(), &r), r));
+    if (ints) return Value::integer(sub(a.as_int(), b.as_int()));
     if (nums) return Value::number(a.as_double() - b.as_double());
     bad_operands(op, a, b);
   }
   if (op == "*") {
-    if (ints) return Value::integer(checked(__builtin_mul_overflow(a.as_int(), b.as_int(), &r), r));
+    if (ints) return Value::integer(mul(a.as_int(), b.as_int()));
     if (nums) return Value::number(a.as_double() * b.as_double());
     if (a.is_string() && b.is_int()) return repeat_string(a.s, b.as_int());
     if (a.is_int() && b.is_string()) return repeat_string(b.s, a.as_int());
@@ -176,7 +188,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
       PF_CHECK(y != 0, op == "%" ? "modulo by zero" : "division by zero");
       if (y == -1) {  // INT64_MIN / -1 overflows in C++
         if (op == "%") return Value::integer(0);
-        PF_CHECK(x != INT64_MIN, "integer overflow (integers are 64-bit here)");
+        PF_CHECK(x != INT64_MIN, kOverflow);
         return Value::integer(-x);
       }
       int64_t q = x / y, m = x % y;

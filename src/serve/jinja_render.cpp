@@ -13,7 +13,10 @@ namespace pf::jinja {
 
 namespace {
 
-constexpr int64_t kMaxSteps = 20'000'000;  // evaluations and loop turns, plus bytes copied / 64
+// Work: an evaluation is 1 step, a loop turn 10 (it builds a scope and the loop object), and
+// copying text 1 per 64 bytes. A chat needs ~50 steps a message; 5M is about a second.
+constexpr int64_t kMaxSteps = 5'000'000;
+constexpr int64_t kLoopTurnSteps = 10;
 constexpr int kMaxRenderDepth = 400;       // nested evaluations and bodies, macros included
 constexpr int kMaxCallDepth = 32;          // nested macro calls
 
@@ -175,7 +178,7 @@ class Renderer {
     if (st.filter) {  // `for x in xs if cond`: loop.length counts what passes
       List kept;
       for (const Value& item : items) {
-        tick(st.line, st.col, 1);
+        tick(st.line, st.col, kLoopTurnSteps);
         Scope s{&scope, {}};
         bind(st, s, st.targets, item);
         if (truthy(eval(*st.filter, s))) kept.push_back(item);
@@ -189,7 +192,7 @@ class Renderer {
     }
     const int64_t n = static_cast<int64_t>(items.size());
     for (int64_t k = 0; k < n; ++k) {
-      tick(st.line, st.col, 1);
+      tick(st.line, st.col, kLoopTurnSteps);
       Scope s{&scope, {}};
       bind(st, s, st.targets, items[k]);
       Dict loop = {

@@ -14,7 +14,8 @@ double now_s() { return std::chrono::duration<double>(Clock::now().time_since_ep
 Scheduler::Scheduler(DecoderLM& model, const Tokenizer& tok, SessionStore& sessions,
                      SchedulerOptions opt)
     : model_(model), tok_(tok), sessions_(sessions), opt_(opt),
-      queue_(static_cast<size_t>(std::max<int64_t>(opt.max_queue, 0))) {
+      queue_(static_cast<size_t>(std::max<int64_t>(opt.max_sequences, 1) +
+                                 std::max<int64_t>(opt.max_queue, 0))) {
   PF_CHECK(opt_.max_sequences >= 1, "--max-sequences must be at least 1");
   PF_CHECK(opt_.batch_tokens >= 1, "--batch-tokens must be at least 1");
   if (model_.recurrent()) opt_.capacity = kUnboundedContext;
@@ -28,7 +29,15 @@ Scheduler::~Scheduler() { stop(); }
 
 bool Scheduler::submit(std::shared_ptr<Job> job) {
   if (stop_) return false;
-  return queue_.try_push(std::move(job));
+  // A free slot takes a request at once; beyond the slots, max_queue may wait.
+  const int64_t limit = opt_.max_sequences + std::max<int64_t>(opt_.max_queue, 0);
+  int64_t n = admitted_.load();
+  do {
+    if (n >= limit) return false;
+  } while (!admitted_.compare_exchange_weak(n, n + 1));
+  if (queue_.try_push(std::move(job))) return true;
+  --admitted_;
+  return false;
 }
 
 SchedulerStats Scheduler::stats() {
@@ -75,6 +84,7 @@ void Scheduler::loop() {
   for (auto& job : queue_.take_all()) {
     if (job->session) sessions_.check_in(job->session, std::move(job->session_state));
     job->out.push({"", {}, true, "error", "the server is shutting down"});
+    --admitted_;
   }
 }
 
@@ -252,6 +262,7 @@ void Scheduler::finish(Active& a, const std::string& reason, const std::string& 
   }
   job.out.push({"", {}, true, reason, error});
   a.job.reset();
+  --admitted_;
 }
 
 }  // namespace pf

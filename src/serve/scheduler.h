@@ -39,7 +39,8 @@ class Scheduler {
  public:
   Scheduler(DecoderLM& model, const Tokenizer& tok, SessionStore& sessions, SchedulerOptions opt);
   ~Scheduler();
-  // Queues a job; false when the queue is full (the caller answers 503).
+  // Queues a job; false when every slot is taken and max_queue jobs already wait (the
+  // caller answers 503).
   bool submit(std::shared_ptr<Job> job);
   SchedulerStats stats();
   // Finishes every job ("error": shutting down), checks sessions back in, joins the thread.
@@ -75,6 +76,7 @@ class Scheduler {
   std::unique_ptr<StatePool> pool_;
   std::vector<std::unique_ptr<Active>> active_;
   std::atomic<bool> stop_{false};
+  std::atomic<int64_t> admitted_{0};  // jobs queued or in a slot, not yet finished
   std::thread thread_;
   std::mutex stats_mu_;
   SchedulerStats stats_;

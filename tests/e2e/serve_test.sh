@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*" >&2; [ -f "$TMP/serve.log" ] && cat "$TMP/serve.log" >&
 
 for i in $(seq 1 200); do echo "In the beginning was the word, line $i."; done > "$TMP/text.txt"
 "$BIN" train --data "$TMP/text.txt" --out "$TMP/run" --arch mamba --d-model 32 --layers 2 \
-  --seq 32 --batch 4 --steps 2 --eval-every 2 --eval-batches 1 --threads 2 > "$TMP/train.log"
+  --seq 32 --batch 4 --steps 2 --eval-every 2 --eval-batches 1 --val-fraction 0.1 --threads 2 > "$TMP/train.log"
 MODEL="$TMP/run/$(cat "$TMP/run/latest")"
 
 # Bad flags are named, and nothing starts.

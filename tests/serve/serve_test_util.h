@@ -119,6 +119,7 @@ struct Stream {
   std::string text;            // concatenated text / delta content
   std::vector<int32_t> ids;    // concatenated token_ids
   std::string finish_reason;
+  std::string error;  // the client's error when there is no response
 };
 
 inline Stream post_stream(const TestServer& s, const std::string& path, json body,
@@ -160,6 +161,7 @@ inline Stream post_stream(const TestServer& s, const std::string& path, json bod
   auto c = s.client();
   auto r = c->send(req);
   out.status = r ? r->status : -1;
+  if (!r) out.error = httplib::to_string(r.error());
   if (r && r->status != 200) out.events.push_back(json::parse(r->body, nullptr, false));
   return out;
 }

@@ -32,7 +32,8 @@ TEST(Load, ThirtyTwoStreamsOf256TokensLoseNothing) {
   for (auto& x : f) got.push_back(x.get());
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (int i = 0; i < kStreams; ++i) {
-    ASSERT_EQ(got[i].status, 200) << "stream " << i;
+    ASSERT_EQ(got[i].status, 200) << "stream " << i << ": " << got[i].error << " after "
+                                  << got[i].events.size() << " events";
     EXPECT_TRUE(got[i].done) << "stream " << i;
     EXPECT_EQ(got[i].finish_reason, "length");
     ASSERT_EQ(got[i].ids.size(), static_cast<size_t>(kTokens)) << "stream " << i;

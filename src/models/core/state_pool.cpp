@@ -1,5 +1,8 @@
 #include "models/core/state_pool.h"
 
+#include <map>
+#include <string>
+
 #include "base/error.h"
 
 namespace pf {
@@ -56,9 +59,22 @@ NamedTensors StatePool::save(int64_t slot) const {
 void StatePool::load(int64_t slot, const NamedTensors& tensors, int64_t position) {
   PF_CHECK(position >= 0 && position <= cap_, "state holds ", position,
            " tokens, more than the session capacity ", cap_, " (raise --context)");
+  // A file lists tensors by name, not in save()'s order: put them in that order first.
+  std::map<std::string, const Tensor*> by_name;
+  for (const auto& [name, t] : tensors)
+    PF_CHECK(by_name.emplace(name, &t).second, "state tensor '", name, "' appears twice");
+  NamedTensors ordered;
+  for (size_t l = 0; l < layers_.size(); ++l)
+    for (const auto& [name, unused] : layers_[l]->save(check(slot), 0, static_cast<int64_t>(l))) {
+      auto it = by_name.find(name);
+      PF_CHECK(it != by_name.end(), "state has no tensor '", name, "'");
+      ordered.emplace_back(name, *it->second);
+      by_name.erase(it);
+    }
+  PF_CHECK(by_name.empty(), "state has an unexpected tensor '", by_name.begin()->first, "'");
   size_t next = 0;
-  for (auto& l : layers_) l->load(check(slot), position, tensors, &next);
-  PF_CHECK(next == tensors.size(), "state has ", tensors.size(), " tensors, expected ", next);
+  for (auto& l : layers_) l->load(check(slot), position, ordered, &next);
+  PF_CHECK(next == ordered.size(), "state has ", ordered.size(), " tensors, expected ", next);
   pos_[slot] = position;
 }
 
