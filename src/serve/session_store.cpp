@@ -92,7 +92,7 @@ SessionInfo SessionStore::create(const std::string& want) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string id = want;
   if (id.empty()) {
-    do id = "s" + std::to_string(next_id_++);
+    do id = std::string("s").append(std::to_string(next_id_++));
     while (sessions_.count(id));
   }
   check_id(id);

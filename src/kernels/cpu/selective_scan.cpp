@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <unordered_map>
 #include <vector>
 
 #include "base/error.h"
@@ -37,7 +38,7 @@ constexpr float kLn2 = 0.693147180559945309f;
 // contract to FMAs. 2^f on [-1/2, 1/2] is a degree-5 minimax polynomial (7.5e-8 before
 // rounding the coefficients to float; fitted by Remez exchange, constant term set to 1);
 // 2^round(x y) is added straight into its exponent bits.
-inline v16 exp2_product(v16 x, v16 y) {
+PF_SIMD_INLINE v16 exp2_product(v16 x, v16 y) {
   const v16 magic = simd::splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   const v16 t = x * y + magic;
   const v16 f = x * y - (t - magic);  // in [-1/2, 1/2]
@@ -49,18 +50,15 @@ inline v16 exp2_product(v16 x, v16 y) {
   p = p * f + 1.0f;
   // The low bits of t hold round(x y) in two's complement, and magic's bits vanish when
   // shifted by 23, so t << 23 is round(x y) moved into the exponent field.
-  v16u bits, tb;  // unsigned: the masked-off lanes may wrap
-  std::memcpy(&bits, &p, sizeof bits);
-  std::memcpy(&tb, &t, sizeof tb);
-  bits += tb << 23;  // p in [0.7, 1.42] stays normal for round(x y) >= -125
-  v16 r;
-  std::memcpy(&r, &bits, sizeof r);
+  // (Vector casts reinterpret the bits; unsigned: the masked-off lanes may wrap.)
+  const v16u bits = reinterpret_cast<v16u>(p) + (reinterpret_cast<v16u>(t) << 23);
+  const v16 r = reinterpret_cast<v16>(bits);  // p in [0.7, 1.42] stays normal for round(x y) >= -125
   return t >= 12582912.0f - 125.0f ? r : simd::splat(0.0f);
 }
 
 // softplus(z) = max(z, 0) + log1p(e), e = exp(-|z|); *sig = sigmoid(z) = softplus'(z).
 // log1p(e) = 2 atanh(s) with s = e / (2 + e) <= 1/3: a short odd series, accurate for tiny e.
-inline v16 softplus(v16 z, v16* sig) {
+PF_SIMD_INLINE v16 softplus(v16 z, v16* sig) {
   const v16 az = z < 0.0f ? -z : z;
   const v16 e = exp2_product(az, simd::splat(-kLog2e));
   const v16 s = e / (e + 2.0f);
@@ -109,7 +107,7 @@ inline v16 lane_sums(const v16* p) {
 }
 
 // A * log2(e) = -exp(A_log) * log2(e) for 16 state entries of one channel; 0 past ng.
-inline v16 a2_row(const float* a_log_row, int64_t ng) {
+PF_SIMD_INLINE v16 a2_row(const float* a_log_row, int64_t ng) {
   const v16 a2 = -simd::exp(load_n(a_log_row, ng)) * kLog2e;
   const v16i lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   return lane < static_cast<int32_t>(ng) ? a2 : simd::splat(0.0f);
@@ -410,19 +408,43 @@ void selective_scan_bwd(const ScanShape& s, const float* u, const float* dt, con
   if (dDskip) reduce_partials(p + bl + cl + s.D * s.N + s.D, nthr, stride, s.D, 1, 1, dDskip);
 }
 
+namespace {
+
+// A * log2(e) per (channel, entry) for a decode step: (D, ceil(N/16)*16). Its D*N exps
+// cost more than a one-row step itself, and A_log changes only when weights do, so each
+// thread keeps the table per A_log array with a copy of the values it came from; a
+// memcmp (far cheaper than the exps) finds weights changed in place.
+const float* a2_table(const float* A_log, int64_t D, int64_t N) {
+  struct Entry {
+    std::vector<float> a_log, table;
+  };
+  thread_local std::unordered_map<const float*, Entry> cache;
+  const int64_t npad = (N + kGroup - 1) / kGroup * kGroup;
+  const size_t n = static_cast<size_t>(D * N);
+  auto it = cache.find(A_log);
+  if (it != cache.end() && it->second.a_log.size() == n &&
+      it->second.table.size() == static_cast<size_t>(D * npad) &&
+      std::memcmp(it->second.a_log.data(), A_log, n * sizeof(float)) == 0)
+    return it->second.table.data();
+  if (cache.size() >= 256) cache.clear();  // models come and go: bound what is kept
+  Entry& e = cache[A_log];
+  e.a_log.assign(A_log, A_log + n);
+  e.table.resize(static_cast<size_t>(D * npad));
+  for (int64_t c = 0; c < D; ++c)
+    for (int64_t n0 = 0; n0 < N; n0 += kGroup)
+      simd::store(e.table.data() + c * npad + n0,
+                  a2_row(A_log + c * N + n0, std::min<int64_t>(kGroup, N - n0)));
+  return e.table.data();
+}
+
+}  // namespace
+
 void selective_scan_step(int64_t B, int64_t D, int64_t N, const float* u, const float* dt,
                          const float* dt_bias, const float* A_log, const float* Bt, const float* Ct,
                          const float* Dskip, float* h, float* y, const int64_t* slots) {
   const int64_t nblk = (D + kLanes - 1) / kLanes;
-  // A * log2(e) per (channel, entry), computed once for all B rows: (D, ceil(N/16)*16).
   const int64_t npad = (N + kGroup - 1) / kGroup * kGroup;
-  thread_local std::vector<float> a2tab;
-  a2tab.resize(static_cast<size_t>(D * npad));
-  for (int64_t c = 0; c < D; ++c)
-    for (int64_t n0 = 0; n0 < N; n0 += kGroup)
-      simd::store(a2tab.data() + c * npad + n0,
-                  a2_row(A_log + c * N + n0, std::min<int64_t>(kGroup, N - n0)));
-  const float* a2t = a2tab.data();
+  const float* a2t = a2_table(A_log, D, N);  // (D, npad)
   // Same arithmetic as fwd_block lane for lane, with the state in its (D, N) layout.
 #pragma omp parallel for collapse(2) schedule(static) if (B * D * N >= 65536)
   for (int64_t b = 0; b < B; ++b)
@@ -433,22 +455,41 @@ void selective_scan_step(int64_t B, int64_t D, int64_t N, const float* u, const 
       const v16 delta = softplus(load_n(dt + b * D + c0, nc) + bias, nullptr);
       const v16 uv = load_n(u + b * D + c0, nc);
       const v16 du = delta * uv;
-      v16 acc_of[kLanes];  // per channel of the block: its (N) products with C, lane-wise
-      for (int64_t j = nc; j < kLanes; ++j) acc_of[j] = simd::splat(0.0f);
+      // Per channel of the block, its (N) state in one vector and its dot with C summed
+      // at once: 16 live accumulators would spill on AVX2 (16 registers of 8 floats).
+      alignas(64) float delta_of[kLanes], du_of[kLanes], y_of[kLanes] = {};
+      simd::store(delta_of, delta);
+      simd::store(du_of, du);
+      const float* bt = Bt + b * N;  // (N)
+      const float* ct = Ct + b * N;  // (N)
+      if (N == kGroup) {  // the usual d_state: one vector per channel, B and C loaded once
+        const v16 btv = simd::load(bt), ctv = simd::load(ct);
+        float* hb = h + ((slots ? slots[b] : b) * D + c0) * N;  // (nc, 16)
+        for (int64_t j = 0; j < nc; ++j) {
+          const v16 hv = exp2_product(simd::splat(delta_of[j]), simd::load(a2t + (c0 + j) * kGroup)) *
+                             simd::load(hb + j * kGroup) +
+                         du_of[j] * btv;
+          simd::store(hb + j * kGroup, hv);
+          y_of[j] = simd::hsum(hv * ctv);
+        }
+        store_n(y + b * D + c0, dskip * uv + simd::load(y_of), nc);
+        continue;
+      }
       for (int64_t j = 0; j < nc; ++j) {
         float* hrow = h + ((slots ? slots[b] : b) * D + c0 + j) * N;  // (N)
-        v16& acc = acc_of[j];
-        acc = simd::splat(0.0f);
+        const v16 dj = simd::splat(delta_of[j]), duj = simd::splat(du_of[j]);
+        v16 acc = simd::splat(0.0f);
         for (int64_t n0 = 0; n0 < N; n0 += kGroup) {
           const int64_t ng = std::min<int64_t>(kGroup, N - n0);
           const v16 a2 = simd::load(a2t + (c0 + j) * npad + n0);
           v16 hv = load_n(hrow + n0, ng);
-          hv = exp2_product(simd::splat(delta[j]), a2) * hv + du[j] * load_n(Bt + b * N + n0, ng);
+          hv = exp2_product(dj, a2) * hv + duj * load_n(bt + n0, ng);
           store_n(hrow + n0, hv, ng);
-          acc += hv * load_n(Ct + b * N + n0, ng);
+          acc += hv * load_n(ct + n0, ng);
         }
+        y_of[j] = simd::hsum(acc);
       }
-      store_n(y + b * D + c0, dskip * uv + lane_sums(acc_of), nc);
+      store_n(y + b * D + c0, dskip * uv + simd::load(y_of), nc);
     }
 }
 

@@ -7,32 +7,37 @@
 
 namespace pf::cpu::simd {
 
+// Forced inline: with AVX2 a v16 is two registers and GCC passes it through memory across
+// a call, so an out-of-line exp (GCC's choice at some call sites) costs a store and reload
+// per lane group, several times the arithmetic.
+#define PF_SIMD_INLINE inline __attribute__((always_inline))
+
 typedef float v16 __attribute__((vector_size(64)));
 typedef int32_t v16i __attribute__((vector_size(64)));
 
-inline v16 load(const float* p) {
+PF_SIMD_INLINE v16 load(const float* p) {
   v16 v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
-inline v16 splat(float x) { return v16{} + x; }
+PF_SIMD_INLINE void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
+PF_SIMD_INLINE v16 splat(float x) { return v16{} + x; }
 // Loads/stores of the first n <= 16 floats; the rest of a loaded vector is zero.
-inline v16 load_n(const float* p, int64_t n) {
+PF_SIMD_INLINE v16 load_n(const float* p, int64_t n) {
   if (n == 16) return load(p);
   v16 v = splat(0.0f);
   std::memcpy(&v, p, n * sizeof(float));
   return v;
 }
-inline void store_n(float* p, v16 v, int64_t n) {
+PF_SIMD_INLINE void store_n(float* p, v16 v, int64_t n) {
   if (n == 16) return store(p, v);
   std::memcpy(p, &v, n * sizeof(float));
 }
-inline v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
-inline v16 max_of(v16 a, v16 b, v16 c, v16 d) { return vmax(vmax(a, b), vmax(c, d)); }
+PF_SIMD_INLINE v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
+PF_SIMD_INLINE v16 max_of(v16 a, v16 b, v16 c, v16 d) { return vmax(vmax(a, b), vmax(c, d)); }
 // Horizontal sum and max as a tree of halvings (4 vector steps, not 15 dependent scalar
 // ones: a decode step does one per key and head).
-inline float hsum(v16 v) {
+PF_SIMD_INLINE float hsum(v16 v) {
   typedef float v8 __attribute__((vector_size(32)));
   typedef float v4 __attribute__((vector_size(16)));
   const v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
@@ -41,7 +46,7 @@ inline float hsum(v16 v) {
       __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
   return (b[0] + b[2]) + (b[1] + b[3]);
 }
-inline float hmax(v16 v) {
+PF_SIMD_INLINE float hmax(v16 v) {
   typedef float v8 __attribute__((vector_size(32)));
   typedef float v4 __attribute__((vector_size(16)));
   const v8 lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
@@ -56,7 +61,7 @@ inline float hmax(v16 v) {
 
 // exp(x) with ~1 ulp error over the float range (Cephes-style polynomial on a
 // range-reduced argument); exactly 0 below -87.3 so masked (-inf) entries vanish.
-inline v16 exp(v16 x) {
+PF_SIMD_INLINE v16 exp(v16 x) {
   const v16 lo = splat(-87.3365447504f), hi = splat(88.3762626647949f);
   v16 xc = x < lo ? lo : x;
   xc = xc > hi ? hi : xc;
