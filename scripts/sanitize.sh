@@ -2,9 +2,9 @@
 # Sanitizer and fuzzing checks. Builds build-asan/ with clang (AddressSanitizer +
 # UndefinedBehaviorSanitizer, every report fatal, libFuzzer targets), then runs under the
 # sanitizers: all unit tests, every model test except the four Archs/DefaultCorpus and the
-# short classification
-# training runs (250 steps each: minutes under ASan; the release suite runs them), the CLI
-# end-to-end test, and each fuzzer over its seed corpus plus FUZZ_SECONDS of fuzzing.
+# short classification training runs (250 steps each: minutes under ASan; the release suite
+# runs them), the serve tests, the CLI, classify and compare end-to-end tests, and each
+# fuzzer over its seed corpus plus FUZZ_SECONDS of fuzzing.
 # Usage: bash scripts/sanitize.sh [FUZZ_SECONDS]   (default 10; 600 for a full session)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,8 @@ echo "sanitize: unit tests"
 build-asan/pf_unit_tests --gtest_brief=1
 echo "sanitize: model tests (all but Archs/DefaultCorpus.* and ClassifyTraining.ShortRuns*)"
 build-asan/pf_model_tests --gtest_brief=1 --gtest_filter='-Archs/DefaultCorpus.*:ClassifyTraining.ShortRuns*'
+echo "sanitize: serve tests (HTTP on loopback, sessions, limits, 32-stream load)"
+build-asan/pf_serve_tests --gtest_brief=1
 echo "sanitize: CLI end to end"
 bash tests/e2e/cli_test.sh "$PWD/build-asan/postformer" "$PWD"
 echo "sanitize: classify end to end"
