@@ -65,7 +65,7 @@ void vector_map(int64_t n, VecF vf, ScalarF sf) {
   for (int64_t b = 0; b < nv; ++b) vf(b * 16);
   for (int64_t i = nv * 16; i < n; ++i) sf(i);
 }
-inline simd::v16 vsigmoid(simd::v16 x) { return 1.0f / (1.0f + simd::exp(-x)); }
+PF_SIMD_INLINE simd::v16 vsigmoid(simd::v16 x) { return 1.0f / (1.0f + simd::exp(-x)); }
 }  // namespace
 
 void silu_fwd(int64_t n, const float* x, float* y) {

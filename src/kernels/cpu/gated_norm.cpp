@@ -13,7 +13,7 @@ namespace pf::cpu {
 namespace {
 using simd::v16;
 inline float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
-inline v16 sigmoid(v16 z) { return 1.0f / (1.0f + simd::exp(-z)); }
+PF_SIMD_INLINE v16 sigmoid(v16 z) { return 1.0f / (1.0f + simd::exp(-z)); }
 
 // v (D) = x * silu(z), in explicit vectors: the compiler does not vectorise std::exp.
 void gate_row(int64_t D, const float* x, const float* z, float* v) {

@@ -83,7 +83,7 @@ inline void add_n(float* p, v16 v, int64_t n) { store_n(p, load_n(p, n) + v, n);
 
 // result[i] = sum of the lanes of p[i], i < 16: a butterfly of pairwise shuffles, so the 16
 // horizontal sums cost 15 adds rather than 16 * 15.
-inline v16 lane_sums(const v16* p) {
+PF_SIMD_INLINE v16 lane_sums(const v16* p) {
   v16 q[8], r[4], s[2];
   for (int i = 0; i < 8; ++i)
     q[i] = __builtin_shufflevector(p[2 * i], p[2 * i + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19,
