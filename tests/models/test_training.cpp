@@ -73,7 +73,8 @@ TEST_P(DefaultCorpus, BelowThreeBitsPerByteWithinTheStepBudget) {
   Corpus corpus = Corpus::from_text_file(test::default_corpus(), tok, 0.01);
   auto m = create_model(c.config, 1);
   TrainOptions o;
-  o.batch = 16, o.seq = 128, o.steps = c.step_budget, o.warmup = 20, o.lr = c.lr;
+  // Batch 8 x 128: every architecture ends well below 3.0 (2.0-2.6), at half the CI time of 16.
+  o.batch = 8, o.seq = 128, o.steps = c.step_budget, o.warmup = 20, o.lr = c.lr;
   o.eval_every = 0, o.eval_batches = 8, o.quiet = true, o.seed = 1;
   Trainer tr(*m, corpus, o);
   const double before = tr.evaluate_bpb(8);
