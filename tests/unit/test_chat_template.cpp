@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -344,7 +343,6 @@ TEST(ChatTemplateErrors, RenderErrorsNamePosition) {
 }
 
 TEST(ChatTemplateErrors, RunawayInputIsBounded) {
-  const auto t0 = std::chrono::steady_clock::now();
   EXPECT_TRUE(has(error_of("{{ " + std::string(100000, '(') + "1" + std::string(100000, ')') + " }}"),
               {"nested deeper"}));
   EXPECT_TRUE(has(error_of("{{ " + std::string(100000, '[') + std::string(100000, ']') + " }}"),
@@ -371,8 +369,6 @@ TEST(ChatTemplateErrors, RunawayInputIsBounded) {
   const std::string doubling = error_of("{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}{% for i in range(100) %}"
                                         "{% set ns.s = ns.s ~ ns.s %}{% endfor %}");
   EXPECT_TRUE(has(doubling, {"larger than"}) || has(doubling, {"takes too long"})) << doubling;
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_LT(secs, 20.0);  // generous: sanitizer builds are slow
 }
 
 // Random bytes and random token soup: parse (and render what parses) must succeed or throw
@@ -389,7 +385,6 @@ TEST(ChatTemplateErrors, RandomInputNeverCrashes) {
   };
   std::mt19937 rng(12345);
   int parsed = 0, rendered = 0;
-  const auto t0 = std::chrono::steady_clock::now();
   for (int iter = 0; iter < 3000; ++iter) {
     std::string s;
     const int n = static_cast<int>(rng() % 40);
@@ -408,10 +403,8 @@ TEST(ChatTemplateErrors, RandomInputNeverCrashes) {
       ADD_FAILURE() << "non-pf::Error exception " << e.what() << " for: " << s;
     }
   }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_GT(parsed, 100);
   EXPECT_GT(rendered, 50);
-  EXPECT_LT(secs, 10.0);
 }
 
 // ---- tokenizer_config.json ----
