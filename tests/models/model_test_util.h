@@ -7,6 +7,8 @@
 #include <random>
 #include <string>
 
+#include "test_temp_dir.h"
+
 namespace pf::test {
 
 inline nlohmann::json tiny_llama_config(int64_t kv_heads = 2, bool tied = true) {
@@ -17,22 +19,6 @@ inline nlohmann::json tiny_llama_config(int64_t kv_heads = 2, bool tied = true) 
           {"rms_norm_eps", 1e-5},       {"rope_theta", 10000.0},
           {"tie_word_embeddings", tied}};
 }
-
-// A fresh empty directory under the system temp dir, removed at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / ("pf_test_" + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 // data/kjv.txt, made by scripts/setup.sh.
 inline std::string default_corpus() {

@@ -17,25 +17,11 @@
 #include "infer/generate.h"
 #include "io/checkpoint.h"
 #include "serve/http_server.h"
+#include "test_temp_dir.h"
 
 namespace pf::test {
 
 using nlohmann::json;
-
-class ServeTempDir {
- public:
-  ServeTempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / ("pf_serve_" + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~ServeTempDir() { std::filesystem::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 // A byte-level Mamba small enough that a test decodes thousands of tokens in a second.
 inline json tiny_serve_mamba() {
@@ -50,7 +36,7 @@ inline json tiny_serve_llama() {
 }
 
 // A model directory that outlives the servers started on it.
-inline std::string make_model_dir(const ServeTempDir& dir, const json& config, uint64_t seed = 3) {
+inline std::string make_model_dir(const TempDir& dir, const json& config, uint64_t seed = 3) {
   auto m = create_model(config, seed);
   const std::string path = dir / "model";
   save_model(path, *m);

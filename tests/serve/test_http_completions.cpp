@@ -13,17 +13,17 @@ namespace {
 class Completions : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new ServeTempDir();
+    dir_ = new TempDir();
     model_ = new std::string(make_model_dir(*dir_, tiny_serve_mamba()));
   }
   static void TearDownTestSuite() {
     delete model_;
     delete dir_;
   }
-  static ServeTempDir* dir_;
+  static TempDir* dir_;
   static std::string* model_;
 };
-ServeTempDir* Completions::dir_ = nullptr;
+TempDir* Completions::dir_ = nullptr;
 std::string* Completions::model_ = nullptr;
 
 TEST_F(Completions, NonStreamedMatchesGenerate) {

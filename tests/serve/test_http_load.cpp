@@ -13,7 +13,7 @@ namespace pf::test {
 namespace {
 
 TEST(Load, ThirtyTwoStreamsOf256TokensLoseNothing) {
-  ServeTempDir dir;
+  TempDir dir;
   const std::string model = make_model_dir(dir, tiny_serve_mamba());
   ServeOptions opt;
   opt.sched.max_sequences = 32;

@@ -23,7 +23,7 @@ class Sessions : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     model_ = make_model_dir(dir_, GetParam() == "mamba" ? tiny_serve_mamba() : tiny_serve_llama());
   }
-  ServeTempDir dir_;
+  TempDir dir_;
   std::string model_;
 };
 

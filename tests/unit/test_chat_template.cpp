@@ -3,19 +3,17 @@
 // trim_blocks/lstrip_blocks, errors with positions, limits, tokenizer_config.json loading,
 // and random input that must never crash.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <random>
 
 #include "base/error.h"
 #include "serve/chat_template.h"
+#include "test_temp_dir.h"
 
 namespace pf {
 namespace {
 
-namespace fs = std::filesystem;
 using Msgs = std::vector<ChatMessage>;
 
 const Msgs kChat = {{"system", "You are helpful."}, {"user", "Hi"}, {"assistant", "Hello!"}};
@@ -409,28 +407,16 @@ TEST(ChatTemplateErrors, RandomInputNeverCrashes) {
 
 // ---- tokenizer_config.json ----
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("pf_chat_template_test_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  void write(const std::string& text) const {
-    std::ofstream(path / "tokenizer_config.json", std::ios::binary) << text;
-  }
-};
+// Writes the directory's tokenizer_config.json.
+void write_config(const test::TempDir& dir, const std::string& text) {
+  std::ofstream(dir / "tokenizer_config.json", std::ios::binary) << text;
+}
 
 TEST(LoadChatTemplate, StringTemplateAndTokens) {
-  TempDir dir;
-  dir.write(R"({"bos_token": "<s>", "eos_token": {"__type": "AddedToken", "content": "</s>", "lstrip": false},
+  test::TempDir dir;
+  write_config(dir, R"({"bos_token": "<s>", "eos_token": {"__type": "AddedToken", "content": "</s>", "lstrip": false},
                "chat_template": "{{ bos_token }}{% for m in messages %}{{ m.content }}{{ eos_token }}{% endfor %}"})");
-  const auto loaded = load_chat_template(dir.path.string());
+  const auto loaded = load_chat_template(dir.str());
   ASSERT_TRUE(loaded.has_value());
   EXPECT_EQ(loaded->bos_token, "<s>");
   EXPECT_EQ(loaded->eos_token, "</s>");
@@ -439,46 +425,46 @@ TEST(LoadChatTemplate, StringTemplateAndTokens) {
 }
 
 TEST(LoadChatTemplate, ListTakesDefaultElseFirst) {
-  TempDir dir;
-  dir.write(R"({"chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]})");
-  EXPECT_EQ(load_chat_template(dir.path.string())->tmpl.source(), "D");
-  dir.write(R"({"chat_template": [{"name": "rag", "template": "R"}, {"name": "tool_use", "template": "T"}]})");
-  EXPECT_EQ(load_chat_template(dir.path.string())->tmpl.source(), "R");
-  dir.write(R"({"chat_template": []})");
-  EXPECT_THROW(load_chat_template(dir.path.string()), Error);
+  test::TempDir dir;
+  write_config(dir, R"({"chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]})");
+  EXPECT_EQ(load_chat_template(dir.str())->tmpl.source(), "D");
+  write_config(dir, R"({"chat_template": [{"name": "rag", "template": "R"}, {"name": "tool_use", "template": "T"}]})");
+  EXPECT_EQ(load_chat_template(dir.str())->tmpl.source(), "R");
+  write_config(dir, R"({"chat_template": []})");
+  EXPECT_THROW(load_chat_template(dir.str()), Error);
 }
 
 TEST(LoadChatTemplate, AbsentGivesNullopt) {
-  TempDir dir;
-  EXPECT_FALSE(load_chat_template(dir.path.string()).has_value());  // no file
-  dir.write(R"({"bos_token": "<s>"})");
-  EXPECT_FALSE(load_chat_template(dir.path.string()).has_value());  // no key
-  dir.write(R"({"chat_template": null})");
-  EXPECT_FALSE(load_chat_template(dir.path.string()).has_value());
-  const auto missing = load_chat_template((dir.path / "nope").string());
+  test::TempDir dir;
+  EXPECT_FALSE(load_chat_template(dir.str()).has_value());  // no file
+  write_config(dir, R"({"bos_token": "<s>"})");
+  EXPECT_FALSE(load_chat_template(dir.str()).has_value());  // no key
+  write_config(dir, R"({"chat_template": null})");
+  EXPECT_FALSE(load_chat_template(dir.str()).has_value());
+  const auto missing = load_chat_template(dir / "nope");
   EXPECT_FALSE(missing.has_value());
 }
 
 TEST(LoadChatTemplate, ErrorsNameTheFile) {
-  TempDir dir;
-  const std::string file = (dir.path / "tokenizer_config.json").string();
+  test::TempDir dir;
+  const std::string file = dir / "tokenizer_config.json";
   const auto message = [&]() -> std::string {
     try {
-      load_chat_template(dir.path.string());
+      load_chat_template(dir.str());
     } catch (const Error& e) {
       return e.what();
     }
     return "";
   };
-  dir.write(R"({"chat_template": "x" )");
+  write_config(dir, R"({"chat_template": "x" )");
   EXPECT_TRUE(has(message(), {file, "invalid JSON"}));
-  dir.write(R"({"chat_template": "{% if x %}"})");
+  write_config(dir, R"({"chat_template": "{% if x %}"})");
   EXPECT_TRUE(has(message(), {file, "unterminated 'if' block", "line 1 col 1"}));
-  dir.write(R"({"chat_template": 5})");
+  write_config(dir, R"({"chat_template": 5})");
   EXPECT_TRUE(has(message(), {file, "must be a string or a list"}));
-  dir.write(R"({"chat_template": "x", "bos_token": 3})");
+  write_config(dir, R"({"chat_template": "x", "bos_token": 3})");
   EXPECT_TRUE(has(message(), {file, "'bos_token'"}));
-  dir.write(R"([1, 2])");
+  write_config(dir, R"([1, 2])");
   EXPECT_TRUE(has(message(), {file, "expected a JSON object"}));
 }
 
