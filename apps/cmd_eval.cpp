@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "apps/commands.h"
+#include "apps/weights_flag.h"
 #include "base/checks.h"
 #include "base/error.h"
 #include "base/threads.h"
@@ -19,7 +20,7 @@ namespace pf::cli {
 
 namespace {
 struct EvalArgs {
-  std::string model_dir, data, tokens_file, logprobs_file;
+  std::string model_dir, data, tokens_file, logprobs_file, weights;
   int64_t context = 0, stride = 0;
   int threads = 0;
 };
@@ -31,7 +32,7 @@ void run_eval(const EvalArgs& a) {
   for (const std::string& in : {a.data, a.tokens_file})
     PF_CHECK(a.logprobs_file.empty() || in.empty() || !same_file(in, a.logprobs_file),
              "--logprobs ", a.logprobs_file, " is the input file; give another path");
-  auto model = load_model(a.model_dir);
+  auto model = load_model_with_weights(a.model_dir, a.weights);
   const std::string dir = resolve_checkpoint_dir(a.model_dir);
   std::vector<int32_t> ids;
   double bytes = 0;
@@ -95,6 +96,7 @@ void add_eval(CLI::App& app) {
                   "only those, so every token has context - stride tokens before it (0 = the "
                   "context: independent windows)");
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)");
+  add_weights_flag(cmd, a->weights);
   cmd->callback([a] { run_eval(*a); });
 }
 

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "apps/commands.h"
+#include "apps/weights_flag.h"
 #include "base/checks.h"
 #include "base/error.h"
 #include "base/memory_stats.h"
@@ -19,7 +20,7 @@ namespace pf::cli {
 
 namespace {
 struct GenArgs {
-  std::string model_dir, prompt, tokens_file, save_state, load_state;
+  std::string model_dir, prompt, tokens_file, save_state, load_state, weights;
   int64_t context = 0;
   GenerateOptions gen;
   int threads = 0;
@@ -37,7 +38,7 @@ void run_generate(GenArgs& a) {
   a.gen.sampling.top_p = static_cast<float>(a.top_p);
   check_sampling(a.gen.sampling);
   check_range("--context", a.context, 0, kMaxPositions);
-  auto model = load_model(a.model_dir);
+  auto model = load_model_with_weights(a.model_dir, a.weights);
   // Token ids in and out need no tokenizer, so any model directory works that way.
   std::unique_ptr<Tokenizer> tok;
   // Loaded whenever the directory has one: its holes are never sampled, even for ids out.
@@ -116,6 +117,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--load-state", a->load_state,
                   "Continue from a saved state; --prompt is then appended to it");
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)");
+  add_weights_flag(cmd, a->weights);
   cmd->add_flag("--print-ids", a->print_ids, "Print token ids, one per line, instead of text");
   cmd->add_flag("--stats", a->stats, "Report token counts and time on stderr");
   cmd->callback([a] { run_generate(*a); });

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "apps/commands.h"
+#include "apps/weights_flag.h"
 #include "base/checks.h"
 #include "base/error.h"
 #include "base/memory_stats.h"
@@ -23,7 +24,7 @@ namespace pf::cli {
 
 namespace {
 struct ServeArgs {
-  std::string model_dir, port_file, max_state_memory = "1G";
+  std::string model_dir, port_file, max_state_memory = "1G", weights;
   ServeOptions opt;
   int threads = 0;
 };
@@ -79,7 +80,7 @@ void run_serve(ServeArgs& a) {
     std::fprintf(stderr, "warning: listening on %s without --api-key: anyone who can reach it "
                          "can use it\n", o.host.c_str());
 
-  auto model = load_model(a.model_dir);
+  auto model = load_model_with_weights(a.model_dir, a.weights);
   const std::string dir = resolve_checkpoint_dir(a.model_dir);
   auto tok = load_tokenizer(dir, model->vocab_size());
   auto tmpl = load_chat_template(dir);
@@ -172,6 +173,7 @@ void add_serve(CLI::App& app) {
                   "evicted (0 = no limit)")
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)");
+  add_weights_flag(cmd, a->weights);
   cmd->callback([a] { run_serve(*a); });
 }
 

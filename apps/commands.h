@@ -17,6 +17,7 @@ void add_compare(CLI::App& app);
 void add_plot(CLI::App& app);
 void add_classify(CLI::App& app);
 void add_serve(CLI::App& app);
+void add_quantize(CLI::App& app);
 
 // A flag value that is one number and nothing else ("0.97", not "0.97x" or ""); false
 // otherwise, so the caller can name the flag in its error.

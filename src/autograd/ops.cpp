@@ -10,6 +10,7 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/typed_linear.h"
 #include "kernels/cpu/xent.h"
 
 namespace pf {
@@ -35,8 +36,11 @@ Var linear(const Var& x, const Var& W) {
   Shape os = x.shape();
   os.back() = N;
   Var y = make_out(os);
-  cpu::linear_fwd(M, N, K, x.data(), W.data(), 0.0f, y.data());
+  cpu::linear_fwd(M, N, K, x.data(), W.value(), 0.0f, y.data());
   if (needs_grad({&x, &W})) {
+    PF_CHECK(W.value().dtype() == DType::F32, "training needs f32 weights, but ",
+             shape_str(W.shape()), " is ", dtype_name(W.value().dtype()),
+             " (low-precision weights are for inference)");
     y.set_requires_grad(true);
     Tape::active()->record([x, W, y, M, N, K] {
       const float* dy = y.grad().data();
@@ -85,8 +89,12 @@ Var embedding(const Var& W, const std::vector<int32_t>& ids, int64_t B, int64_t 
            " ids for B*T = ", B * T);
   const int64_t V = W.shape()[0], D = W.shape()[1];
   Var y = make_out({B, T, D});
-  cpu::embedding_fwd(B * T, V, D, ids.data(), W.data(), y.data());
+  if (W.value().dtype() == DType::F32)
+    cpu::embedding_fwd(B * T, V, D, ids.data(), W.data(), y.data());
+  else
+    cpu::embedding_fwd(B * T, ids.data(), W.value(), y.data());
   if (needs_grad({&W})) {
+    PF_CHECK(W.value().dtype() == DType::F32, "training needs an f32 embedding");
     y.set_requires_grad(true);
     auto idp = std::make_shared<std::vector<int32_t>>(ids);
     Tape::active()->record([W, y, idp, D] {
@@ -149,6 +157,20 @@ Var concat_rows(const std::vector<Var>& parts) {
     PF_CHECK(p.value().dim() == 2 && p.shape()[1] == cols, "concat_rows: ", shape_str(p.shape()),
              " does not have ", cols, " columns");
     total += p.shape()[0];
+  }
+  const DType dt = parts[0].value().dtype();
+  if (dt != DType::F32) {
+    // Compact weights (inference only): the values and Q8 scales are concatenated as stored.
+    Tensor out = Tensor::empty_typed({total, cols}, dt, parts[0].value().group());
+    int64_t off = 0;
+    for (const Var& p : parts) {
+      PF_CHECK(!needs_grad({&p}) && p.value().dtype() == dt &&
+                   p.value().group() == parts[0].value().group(),
+               "concat_rows: parts of different dtypes, or compact weights that need gradients");
+      out.slice(0, off, off + p.shape()[0]).copy_from(p.value());
+      off += p.shape()[0];
+    }
+    return Var(out);
   }
   Var y = make_out({total, cols});
   int64_t off = 0;

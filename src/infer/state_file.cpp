@@ -1,5 +1,8 @@
 #include "infer/state_file.h"
 
+#include <cstring>
+#include <vector>
+
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -25,12 +28,23 @@ std::string weights_fingerprint(LanguageModel& m) {
     for (char c : name) mix(0, static_cast<unsigned char>(c));
     for (int64_t d : p.shape()) mix(1, static_cast<uint64_t>(d));
     const Tensor t = p.value().contiguous();
-    const uint32_t* bits = reinterpret_cast<const uint32_t*>(t.data());
-    const int64_t n = t.numel();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-      for (int l = 0; l < 4; ++l) mix(l, (uint64_t{bits[i + 2 * l]} << 32) | bits[i + 2 * l + 1]);
-    for (; i < n; ++i) mix(2, bits[i]);
+    auto mix_words = [&](const uint32_t* bits, int64_t n) {
+      int64_t i = 0;
+      for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 4; ++l)
+          mix(l, (uint64_t{bits[i + 2 * l]} << 32) | bits[i + 2 * l + 1]);
+      for (; i < n; ++i) mix(2, bits[i]);
+    };
+    if (t.dtype() == DType::F32) return mix_words(reinterpret_cast<const uint32_t*>(t.data()), t.numel());
+    // Compact weights: their stored bytes (and Q8 scales), after the dtype.
+    mix(3, static_cast<uint64_t>(t.dtype()) + 1);
+    auto mix_bytes = [&](const void* p, int64_t bytes) {
+      std::vector<uint32_t> w(static_cast<size_t>((bytes + 3) / 4), 0);
+      std::memcpy(w.data(), p, static_cast<size_t>(bytes));
+      mix_words(w.data(), static_cast<int64_t>(w.size()));
+    };
+    mix_bytes(t.raw(), t.numel() * static_cast<int64_t>(dtype_size(t.dtype())));
+    if (t.dtype() == DType::Q8) mix_bytes(t.q8_scales(), t.numel() / t.group() * 4);
   });
   char buf[80];
   std::snprintf(buf, sizeof buf, "%016llx%016llx%016llx%016llx",

@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <cmath>
+#include <cstring>
 #include <set>
 
 #include "base/error.h"
 #include "io/atomic_file.h"
 #include "io/config_json.h"
+#include "models/compact_weights.h"
 
 namespace pf {
 
@@ -67,6 +70,12 @@ int64_t WeightFiles::total_elements() const {
   return n;
 }
 
+const SafetensorsFile* WeightFiles::file_of(const std::string& name) const {
+  if (shard_of_.empty()) return files_.front()->has(name) ? files_.front().get() : nullptr;
+  auto it = shard_of_.find(name);
+  return it == shard_of_.end() ? nullptr : files_[it->second].get();
+}
+
 const std::string& WeightFiles::where(const std::string& name) const {
   if (shard_of_.empty()) return files_.front()->path();
   auto it = shard_of_.find(name);
@@ -88,10 +97,64 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 }  // namespace
 
-void load_weights(Model& m, const WeightFiles& w) {
+namespace {
+// A matrix of a directory that `quantize` wrote, in its stored format: BF16 as it is, int8
+// values with their scales (NAME_scale) as Q8. Checked like f32 weights: shapes, and scales
+// that are finite and not negative.
+Tensor load_compact(const WeightFiles& w, const std::string& name, const Shape& shape,
+                    WeightFormat f, std::set<std::string>& used) {
+  const SafetensorsFile* file = w.file_of(name);
+  PF_CHECK(file, w.where(name), ": missing tensor '", name, "'");
+  const TensorInfo& ti = file->info(name);
+  PF_CHECK(ti.shape == shape, file->path(), ": tensor '", name, "' has shape ",
+           shape_str(ti.shape), ", expected ", shape_str(shape));
+  if (f == WeightFormat::BF16) {
+    PF_CHECK(ti.dtype == DType::BF16, file->path(), ": tensor '", name, "' is ",
+             dtype_name(ti.dtype), ", but config.json says the weights are bf16");
+    Tensor t = file->load_raw(name);
+    const int64_t bad = first_nonfinite(to_f32(t));
+    PF_CHECK(bad < 0, file->path(), ": tensor '", name, "' holds a non-finite value at element ",
+             bad);
+    return t;
+  }
+  PF_CHECK(ti.dtype == DType::I8, file->path(), ": tensor '", name, "' is ", dtype_name(ti.dtype),
+           ", but config.json says the weights are int8");
+  const std::string sname = name + kScaleSuffix;
+  const SafetensorsFile* sfile = w.file_of(sname);
+  PF_CHECK(sfile, w.where(name), ": int8 tensor '", name, "' has no scales ('", sname, "')");
+  const TensorInfo& si = sfile->info(sname);
+  const int64_t K = shape[1];
+  PF_CHECK(si.shape.size() == 2 && si.shape[0] == shape[0] && si.shape[1] > 0 &&
+               K % si.shape[1] == 0,
+           sfile->path(), ": scales '", sname, "' have shape ", shape_str(si.shape),
+           ", which does not divide the rows of ", shape_str(shape), " into groups");
+  const int64_t G = K / si.shape[1];
+  PF_CHECK(G % 16 == 0 || G == K, sfile->path(), ": '", sname, "' gives groups of ", G,
+           " inputs; int8 groups must be a multiple of 16 or a whole row");
+  const Tensor scales = sfile->load_f32(sname);
+  const float* sp = scales.data();
+  for (int64_t i = 0; i < scales.numel(); ++i)
+    PF_CHECK(std::isfinite(sp[i]) && sp[i] >= 0.0f, sfile->path(), ": scale ", i, " of '", sname,
+             "' is ", sp[i], " (scales must be finite and not negative)");
+  const Tensor q = file->load_raw(name);
+  Tensor t = Tensor::empty_typed(shape, DType::Q8, G);
+  std::memcpy(t.raw(), q.raw(), static_cast<size_t>(q.numel()));
+  std::memcpy(t.q8_scales(), sp, scales.numel() * sizeof(float));
+  used.insert(sname);
+  return t;
+}
+}  // namespace
+
+void load_weights(Model& m, const WeightFiles& w, WeightFormat stored) {
   std::set<std::string> used;
   Tensor embedding;  // for comparing a stored lm_head of a tied model
   m.visit_params([&](const std::string& name, Var& p, ParamKind kind) {
+    if (stored != WeightFormat::F32 && is_compact_candidate(p, kind)) {
+      p.value() = load_compact(w, name, p.shape(), stored, used);
+      used.insert(name);
+      if (kind == ParamKind::Embedding) embedding = p.value();
+      return;
+    }
     Tensor t = w.load_f32(name, p.shape());
     const int64_t bad = first_nonfinite(t);
     PF_CHECK(bad < 0, w.where(name), ": tensor '", name, "' holds ", t.data()[bad], " at element ",
@@ -154,7 +217,7 @@ std::unique_ptr<LanguageModel> load_model_from(const std::string& dir) {
   } catch (const Error& e) {
     fail(cfg_path, ": ", e.what());
   }
-  load_weights(*m, weights);
+  load_weights(*m, weights, quantization_from_config(cfg, cfg_path));
   return m;
 }
 }  // namespace
@@ -175,10 +238,25 @@ std::unique_ptr<Classifier> load_classifier(const std::string& dir_in) {
 }
 
 void write_model_files(const std::string& dir, Model& m) {
-  write_file_atomic((fs::path(dir) / "config.json").string(), m.config_json().dump(2) + "\n");
+  nlohmann::json cfg = m.config_json();
+  const nlohmann::json q = quantization_config(m);
+  if (!q.is_null()) cfg["quantization"] = q;
+  write_file_atomic((fs::path(dir) / "config.json").string(), cfg.dump(2) + "\n");
   std::vector<std::pair<std::string, Tensor>> tensors;
-  m.visit_params(
-      [&](const std::string& name, Var& p, ParamKind) { tensors.emplace_back(name, p.value()); });
+  m.visit_params([&](const std::string& name, Var& p, ParamKind) {
+    const Tensor& t = p.value();
+    if (t.dtype() != DType::Q8) {
+      tensors.emplace_back(name, t);
+      return;
+    }
+    // int8 values and their scales as two tensors (safetensors has no grouped dtype).
+    Tensor q = Tensor::empty_typed(t.shape(), DType::I8);
+    std::memcpy(q.raw(), t.raw(), static_cast<size_t>(t.numel()));
+    Tensor s = Tensor::empty({t.size(0), t.size(1) / t.group()});
+    std::memcpy(s.data(), t.q8_scales(), s.numel() * sizeof(float));
+    tensors.emplace_back(name, q);
+    tensors.emplace_back(name + kScaleSuffix, s);
+  });
   write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
 }
 

@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "models/classify/classifier.h"
 #include "models/lm.h"
+#include "tensor/quantize.h"
 
 namespace pf {
 
@@ -26,6 +27,7 @@ class WeightFiles {
   std::vector<std::string> names() const;                   // every tensor in every file, sorted
   int64_t total_elements() const;                           // summed over all tensors
   const std::string& where(const std::string& name) const;  // the file holding it
+  const SafetensorsFile* file_of(const std::string& name) const;  // null when absent
 
  private:
   std::string dir_;
@@ -36,8 +38,9 @@ class WeightFiles {
 // Copies every parameter from w, checking names, shapes and that every value is finite.
 // A tensor the model does not use is an error (a config with fewer layers than the
 // weights), except buffers the published exports carry (rotary inv_freq, a tied lm_head
-// equal to the embedding).
-void load_weights(Model& m, const WeightFiles& w);
+// equal to the embedding). `stored` is the format config.json's "quantization" names: the
+// matrices are then kept as stored (BF16, or int8 + scales as Q8) rather than widened.
+void load_weights(Model& m, const WeightFiles& w, WeightFormat stored = WeightFormat::F32);
 // Reads DIR/config.json and DIR/model.safetensors.
 std::unique_ptr<LanguageModel> load_model(const std::string& dir);
 

@@ -34,6 +34,8 @@ bool parse_dtype(const std::string& s, DType* out) {
     *out = DType::F16;
   else if (s == "BF16")
     *out = DType::BF16;
+  else if (s == "I8")
+    *out = DType::I8;
   else
     return false;
   return true;
@@ -231,7 +233,19 @@ Tensor SafetensorsFile::load_f32(const std::string& name) const {
         dst[i] = bf16_to_f32(h);
       }
       break;
+    case DType::I8:
+      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<int8_t>(src[i]);
+      break;
+    case DType::Q8:  // never a stored dtype (parse_dtype has no name for it)
+      fail(path_, ": tensor '", name, "' has no stored dtype");
   }
+  return t;
+}
+
+Tensor SafetensorsFile::load_raw(const std::string& name) const {
+  const TensorInfo& ti = info(name);
+  Tensor t = Tensor::empty_typed(ti.shape, ti.dtype);
+  if (ti.end > ti.begin) std::memcpy(t.raw(), data_ + ti.begin, ti.end - ti.begin);
   return t;
 }
 
@@ -246,7 +260,8 @@ Tensor SafetensorsFile::load_f32(const std::string& name, const Shape& expected)
 void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata, DType dtype) {
-  const size_t elem = dtype_size(dtype);
+  // Tensors already in a compact dtype are written as they are; f32 ones become `dtype`.
+  auto stored = [dtype](const Tensor& t) { return t.dtype() == DType::F32 ? dtype : t.dtype(); };
   json header = json::object();
   std::set<std::string> seen;
   size_t offset = 0;
@@ -254,8 +269,10 @@ void write_safetensors(const std::string& path,
     if (name == "__metadata__") fail(path, ": '__metadata__' cannot be a tensor name");
     if (!seen.insert(name).second) fail(path, ": duplicate tensor name '", name, "'");
     if (!t.defined()) fail(path, ": tensor '", name, "' is undefined");
-    const size_t bytes = static_cast<size_t>(t.numel()) * elem;
-    header[name] = {{"dtype", dtype_name(dtype)},
+    if (t.dtype() == DType::Q8)
+      fail(path, ": tensor '", name, "' is Q8: write its int8 values and scales separately");
+    const size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(stored(t));
+    header[name] = {{"dtype", dtype_name(stored(t))},
                     {"shape", t.shape()},
                     {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
@@ -282,6 +299,11 @@ void write_safetensors(const std::string& path,
     std::vector<uint16_t> buf;
     for (const auto& kv : tensors) {
       const Tensor& t = kv.second;
+      if (t.dtype() != DType::F32) {
+        const Tensor c = t.contiguous();
+        put(c.raw(), static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
+        continue;
+      }
       if (dtype == DType::F32) {
         if (t.is_contiguous()) {
           put(t.data(), static_cast<size_t>(t.numel()) * sizeof(float));

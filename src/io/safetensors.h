@@ -36,6 +36,8 @@ class SafetensorsFile {
   Tensor load_f32(const std::string& name) const;         // F16/BF16 are widened to f32
   // Same, but first checks the stored shape equals `expected`.
   Tensor load_f32(const std::string& name, const Shape& expected) const;
+  // The tensor in its stored dtype (F32, F16, BF16 or I8), unconverted.
+  Tensor load_raw(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
  private:
@@ -50,7 +52,8 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
-// Writes `tensors` (any strides; each converted to `dtype`) in the given order, packed
+// Writes `tensors` (any strides; f32 ones converted to `dtype`, BF16/F16/I8 ones written as
+// they are; Q8 must be split into I8 values and F32 scales first) in the given order, packed
 // contiguously after a header padded so the data starts 8-byte aligned. Atomic: see
 // write_file_atomic.
 void write_safetensors(const std::string& path,

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "tensor/dtype_convert.h"
 
 namespace pf {
 
@@ -20,11 +21,27 @@ const char* dtype_name(DType d) {
       return "F16";
     case DType::BF16:
       return "BF16";
+    case DType::I8:
+      return "I8";
+    case DType::Q8:
+      return "Q8";
   }
   return "?";
 }
 
-size_t dtype_size(DType d) { return d == DType::F32 ? 4 : 2; }
+size_t dtype_size(DType d) {
+  switch (d) {
+    case DType::F32:
+      return 4;
+    case DType::F16:
+    case DType::BF16:
+      return 2;
+    case DType::I8:
+    case DType::Q8:
+      return 1;
+  }
+  return 4;
+}
 
 std::string shape_str(const Shape& s) {
   std::ostringstream os;
@@ -68,19 +85,30 @@ Storage::Storage(size_t n) : bytes(n) {
 
 Storage::~Storage() { std::free(data); }
 
-Tensor Tensor::empty(const Shape& shape) {
+Tensor Tensor::empty(const Shape& shape) { return empty_typed(shape, DType::F32); }
+
+Tensor Tensor::empty_typed(const Shape& shape, DType dtype, int64_t group) {
   // Checked: a wrapped element count would allocate a small buffer and write past it.
   int64_t n = 1;
   for (int64_t v : shape) {
     PF_CHECK(v >= 0, "negative dimension in shape ", shape_str(shape));
-    PF_CHECK(v == 0 || n <= (std::numeric_limits<int64_t>::max() / 4) / v, "shape ",
+    PF_CHECK(v == 0 || n <= (std::numeric_limits<int64_t>::max() / 8) / v, "shape ",
              shape_str(shape), " is too large to allocate");
     n *= v;
   }
   Tensor t;
-  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(n) * sizeof(float));
+  size_t bytes = static_cast<size_t>(n) * dtype_size(dtype);
+  if (dtype == DType::Q8) {
+    PF_CHECK(!shape.empty() && group > 0 && shape.back() % group == 0, "Q8 tensor ",
+             shape_str(shape), ": group ", group, " does not divide the last dimension");
+    t.group_ = group;
+    t.scale_bytes_ = (bytes + 63) / 64 * 64;  // scales start on a cache line
+    bytes = t.scale_bytes_ + static_cast<size_t>(n / group) * sizeof(float);
+  }
+  t.storage_ = std::make_shared<Storage>(bytes);
   t.shape_ = shape;
   t.strides_ = contiguous_strides(shape);
+  t.dtype_ = dtype;
   return t;
 }
 
@@ -112,7 +140,28 @@ int64_t Tensor::size(int64_t d) const {
 
 bool Tensor::is_contiguous() const { return strides_ == contiguous_strides(shape_); }
 
-float* Tensor::data() const { return static_cast<float*>(storage_->data) + offset_; }
+float* Tensor::data() const {
+  PF_CHECK(dtype_ == DType::F32, "this operation needs f32 values, but the tensor ",
+           shape_str(shape_), " holds ", dtype_name(dtype_));
+  return static_cast<float*>(storage_->data) + offset_;
+}
+
+void* Tensor::raw() const {
+  return static_cast<char*>(storage_->data) + offset_ * static_cast<int64_t>(dtype_size(dtype_));
+}
+
+float* Tensor::q8_scales() const {
+  PF_CHECK(dtype_ == DType::Q8, "q8_scales(): tensor holds ", dtype_name(dtype_));
+  // Views of a Q8 tensor are whole rows (slice() checks), so offset_ is a multiple of group_.
+  return reinterpret_cast<float*>(static_cast<char*>(storage_->data) + scale_bytes_) +
+         offset_ / group_;
+}
+
+int64_t Tensor::nbytes() const {
+  const int64_t n = numel();
+  return n * static_cast<int64_t>(dtype_size(dtype_)) +
+         (dtype_ == DType::Q8 ? n / group_ * 4 : 0);
+}
 
 float& Tensor::at(std::initializer_list<int64_t> idx) const {
   PF_CHECK(static_cast<int64_t>(idx.size()) == dim(), "at(): wrong number of indices");
@@ -155,6 +204,8 @@ Tensor Tensor::transpose(int64_t a, int64_t b) const {
 Tensor Tensor::slice(int64_t d, int64_t begin, int64_t end) const {
   PF_CHECK(d >= 0 && d < dim() && begin >= 0 && begin <= end && end <= shape_[d],
            "slice(): bad range [", begin, ", ", end, ") on dim ", d, " of ", shape_str(shape_));
+  PF_CHECK(dtype_ != DType::Q8 || (d == 0 && is_contiguous()),
+           "slice(): a Q8 tensor can only be sliced along its first dimension");
   Tensor t = *this;
   t.offset_ += begin * strides_[d];
   t.shape_[d] = end - begin;
@@ -193,6 +244,17 @@ void for_each_index(const Shape& shape, const Shape& strides, F f) {
 void Tensor::copy_from(const Tensor& src) const {
   PF_CHECK(src.shape_ == shape_, "copy_from(): shape ", shape_str(src.shape_), " into ",
            shape_str(shape_));
+  if (dtype_ != DType::F32 || src.dtype_ != DType::F32) {
+    // Compact dtypes are copied as they are (no conversion), whole and contiguous.
+    PF_CHECK(src.dtype_ == dtype_ && src.group_ == group_ && is_contiguous() &&
+                 src.is_contiguous(),
+             "copy_from(): ", dtype_name(src.dtype_), " into ", dtype_name(dtype_),
+             " needs the same dtype and contiguous tensors");
+    std::memmove(raw(), src.raw(), numel() * dtype_size(dtype_));
+    if (dtype_ == DType::Q8)
+      std::memmove(q8_scales(), src.q8_scales(), numel() / group_ * sizeof(float));
+    return;
+  }
   if (is_contiguous() && src.is_contiguous()) {
     std::memmove(data(), src.data(), numel() * sizeof(float));
     return;
@@ -209,6 +271,27 @@ void Tensor::fill(float v) const {
 
 std::vector<float> Tensor::to_vector() const {
   std::vector<float> out(numel());
+  if (dtype_ != DType::F32) {
+    PF_CHECK(is_contiguous(), "to_vector(): a ", dtype_name(dtype_), " tensor must be contiguous");
+    const int64_t n = numel();
+    const void* p = raw();
+    for (int64_t i = 0; i < n; ++i) {
+      switch (dtype_) {
+        case DType::F16:
+          out[i] = f16_to_f32(static_cast<const uint16_t*>(p)[i]);
+          break;
+        case DType::BF16:
+          out[i] = bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
+          break;
+        case DType::I8:
+          out[i] = static_cast<const int8_t*>(p)[i];
+          break;
+        default:  // Q8
+          out[i] = q8_scales()[i / group_] * static_cast<const int8_t*>(p)[i];
+      }
+    }
+    return out;
+  }
   const float* base = data();
   if (is_contiguous()) {
     if (!out.empty()) std::memcpy(out.data(), base, out.size() * sizeof(float));
@@ -224,7 +307,7 @@ Tensor Tensor::contiguous() const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor t = empty(shape_);
+  Tensor t = empty_typed(shape_, dtype_, group_);
   t.copy_from(*this);
   return t;
 }

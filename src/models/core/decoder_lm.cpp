@@ -7,6 +7,7 @@
 #include "base/checks.h"
 #include "base/error.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/typed_linear.h"
 
 namespace pf {
 
@@ -105,7 +106,7 @@ Tensor DecoderLM::forward_cached(const int32_t* tokens, const SeqBatch& batch, S
   const int64_t n = xs.size(0);
   Var hf = rmsnorm(Var(xs), norm_f_, static_cast<float>(spec_.norm_eps));
   Tensor logits = Tensor::empty({n, V});  // (n, V)
-  cpu::linear_fwd(n, V, d, hf.data(), head().data(), 0.0f, logits.data());
+  cpu::linear_fwd(n, V, d, hf.data(), head().value(), 0.0f, logits.data());
   return logits;
 }
 

@@ -3,6 +3,7 @@
 #include "autograd/ops.h"
 #include "base/error.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/typed_linear.h"
 
 namespace pf {
 
@@ -43,8 +44,8 @@ Var CrossAttention::forward(const Var& hq, const Var& hkv, cpu::AttnMask mask, i
 
 void CrossAttention::project_kv(const Var& hkv, const int64_t* pos, float* k, float* v) const {
   const int64_t n = hkv.shape()[0], kvd = s_.kv_width();
-  cpu::linear_fwd(n, kvd, s_.d, hkv.data(), wk_.data(), 0.0f, k);
-  cpu::linear_fwd(n, kvd, s_.d, hkv.data(), wv_.data(), 0.0f, v);
+  cpu::linear_fwd(n, kvd, s_.d, hkv.data(), wk_.value(), 0.0f, k);
+  cpu::linear_fwd(n, kvd, s_.d, hkv.data(), wv_.value(), 0.0f, v);
   if (s_.rotary) cpu::rope_fwd_rows(n, s_.kv_heads, s_.head_dim, pos, s_.rope, k, k);
 }
 

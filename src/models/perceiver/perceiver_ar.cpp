@@ -5,6 +5,7 @@
 #include "autograd/ops.h"
 #include "base/error.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/typed_linear.h"
 #include "models/transformer/transformer.h"
 
 namespace pf {
@@ -102,7 +103,7 @@ Tensor PerceiverAR::head_logits(const Tensor& h) const {
   const int64_t n = h.size(0), d = spec_.d_model, V = spec_.vocab;
   Var hf = rmsnorm(Var(h), norm_f_, static_cast<float>(spec_.norm_eps));
   Tensor logits = Tensor::empty({n, V});  // (n, V)
-  cpu::linear_fwd(n, V, d, hf.data(), head().data(), 0.0f, logits.data());
+  cpu::linear_fwd(n, V, d, hf.data(), head().value(), 0.0f, logits.data());
   return logits;
 }
 
