@@ -12,12 +12,12 @@ int64_t convert_weights(Model& m, WeightFormat f) {
   int64_t n = 0;
   m.visit_params([&](const std::string&, Var& p, ParamKind kind) {
     if (!is_compact_candidate(p, kind)) return;
-    PF_CHECK(!p.requires_grad() || f == WeightFormat::F32,
-             "low-precision weights are for inference; this model is being trained");
     const WeightFormat cur = weight_format_of(p.value());
     if (cur == f) return;
     const Tensor wide = cur == WeightFormat::F32 ? p.value() : to_f32(p.value());
     p.value() = convert_weight(wide, f);
+    // Compact weights are for inference: a product with them records no gradient.
+    if (f != WeightFormat::F32) p.set_requires_grad(false);
     ++n;
   });
   return n;
