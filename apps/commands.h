@@ -18,6 +18,7 @@ void add_plot(CLI::App& app);
 void add_classify(CLI::App& app);
 void add_serve(CLI::App& app);
 void add_quantize(CLI::App& app);
+void add_import_gguf(CLI::App& app);
 
 // A flag value that is one number and nothing else ("0.97", not "0.97x" or ""); false
 // otherwise, so the caller can name the flag in its error.

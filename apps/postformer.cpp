@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   pf::cli::add_classify(app);
   pf::cli::add_serve(app);
   pf::cli::add_quantize(app);
+  pf::cli::add_import_gguf(app);
   // An empty value ("--steps ''") would read as 0; only a prompt may be empty.
   for (int i = 1; i + 1 < argc; ++i) {
     const std::string flag = argv[i];

@@ -2,6 +2,7 @@
 // binary's one temp-directory helper).
 #pragma once
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 
@@ -17,6 +18,12 @@ class TempDir {
   ~TempDir() { std::filesystem::remove_all(path_); }
   std::string str() const { return path_.string(); }
   std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+  // Writes `bytes` to the file `name` here; returns its path.
+  std::string write(const std::string& name, const std::string& bytes) const {
+    const std::string p = (path_ / name).string();
+    std::ofstream(p, std::ios::binary) << bytes;
+    return p;
+  }
 
  private:
   std::filesystem::path path_;

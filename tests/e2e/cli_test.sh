@@ -38,6 +38,30 @@ echo "73 110 32 116 104 101" > "$TMP/toks.txt"
 
 "$BIN" info --model "$TMP/run" --at-context 64 | grep -q "parameters:" || fail "info"
 "$BIN" --help | grep -q train || fail "help"
+# Low-precision weights: quantize writes a directory that loads with no flag; --weights
+# converts on load; quantize never writes into a directory it did not make.
+for to in bf16 int8; do
+  "$BIN" quantize --model "$TMP/run" --to $to --out "$TMP/q_$to" > "$TMP/q.log"
+  grep -q "to $to" "$TMP/q.log" || fail "quantize --to $to printed no summary"
+  "$BIN" info --model "$TMP/q_$to" | grep -q "weights: *$to" || fail "info does not show $to"
+  "$BIN" eval --model "$TMP/q_$to" --data "$TMP/eval.txt" | grep -q "bits per byte" ||
+    fail "eval of the $to directory"
+  "$BIN" eval --model "$TMP/run" --weights $to --data "$TMP/eval.txt" | grep -q "bits per byte" ||
+    fail "eval --weights $to"
+done
+"$BIN" generate --model "$TMP/q_int8" --prompt "In the" --max-tokens 4 --print-ids > /dev/null
+mkdir -p "$TMP/foreign" && echo keep > "$TMP/foreign/notes.txt"
+if "$BIN" quantize --model "$TMP/run" --to int8 --out "$TMP/foreign" 2> "$TMP/q.err"; then
+  fail "quantize wrote into a foreign directory"
+fi
+grep -q "not empty" "$TMP/q.err" || fail "quantize: no reason for refusing --out"
+[ "$(cat "$TMP/foreign/notes.txt")" = keep ] || fail "quantize touched a foreign file"
+if "$BIN" import-gguf --gguf "$TMP/eval.txt" --out "$TMP/g" 2> "$TMP/g.err"; then
+  fail "import-gguf accepted a text file"
+fi
+grep -q "not a GGUF file\|too short" "$TMP/g.err" || fail "import-gguf: no reason given"
+"$BIN" info --model "$TMP/run" | grep -q "instruction sets:" || fail "info shows no instruction sets"
+
 "$BIN" train --help | grep -q -- "--time-limit" || fail "train help"
 
 # Transfer learning: fine-tune into a new directory; the original stays loadable.
