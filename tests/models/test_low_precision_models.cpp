@@ -165,11 +165,16 @@ TEST_P(LowPrecisionModels, LogProbsStayCloseToF32InPrefillAndDecode) {
                 weight_format_name(f), mean, worst);
     EXPECT_LT(mean, kMeanBound[static_cast<int>(f)]) << weight_format_name(f);
     EXPECT_LT(worst, kMaxBound[static_cast<int>(f)]) << weight_format_name(f);
-    // Converting back to f32 gives the widened compact values: the same log-probs.
+    // Converting back to f32 gives the widened compact values: the same log-probs where the
+    // kernels multiply f32 activations (prefill). Decoding int8 quantises the activations
+    // too (kernels/cpu/q8_dot.h), which moves log-probs by up to ~0.005 nats here.
     convert_weights(*m, WeightFormat::F32);
     EXPECT_EQ(model_weight_format(*m), WeightFormat::F32);
     const std::vector<double> widened = log_probs(*m, t.held_out, 16);
-    for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(widened[i], got[i], 1e-4);
+    for (size_t i = 0; i < got.size(); ++i) {
+      const bool decoded = i + 16 >= got.size();
+      EXPECT_NEAR(widened[i], got[i], decoded && f == WeightFormat::Int8 ? 0.02 : 1e-4) << i;
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/rng.h"
+#include "kernels/cpu/q8_dot.h"
 #include "kernels/cpu/typed_linear.h"
 #include "tensor/dtype_convert.h"
 #include "tensor/quantize.h"
@@ -81,14 +82,32 @@ struct LinearCase {
 class TypedLinear : public ::testing::TestWithParam<LinearCase> {};
 
 // The kernel against a double-precision loop over the same compact weights: the only
-// difference is f32 summation order, so the bound is relative to sum |x||w|.
+// difference is f32 summation order, so the bound is relative to sum |x||w|. Decode-sized
+// int8 products with groups of 32 quantise the activations too (q8_dot.h): the reference
+// then uses the same quantised activations, and they must stay within their rounding of x.
 TEST_P(TypedLinear, MatchesScalarReference) {
   const LinearCase c = GetParam();
   Tensor w = convert_weight(random_matrix(c.N, c.K, 3, 0.1f), c.f);
   Tensor x = random_matrix(c.M, c.K, 4);
   Tensor y0 = random_matrix(c.M, c.N, 5);
+  Tensor xr = x.clone();  // the activations the kernel multiplies
+  if (c.f == WeightFormat::Int8 && c.M <= 8 && w.group() == 32 && cpu::q8_int_dot_available()) {
+    std::vector<int8_t> q(static_cast<size_t>(c.K));
+    std::vector<float> s(static_cast<size_t>(c.K / 32));
+    for (int64_t m = 0; m < c.M; ++m) {
+      const float* xm = x.data() + m * c.K;
+      cpu::quantize_activations_q8(xm, c.K, q.data(), s.data());
+      for (int64_t k = 0; k < c.K; ++k) {
+        const float v = s[k / 32] * q[k];
+        float amax = 0;
+        for (int64_t i = k / 32 * 32; i < k / 32 * 32 + 32; ++i) amax = std::max(amax, std::fabs(xm[i]));
+        EXPECT_LE(std::fabs(v - xm[k]), amax / 254 * 1.0001f) << "activation " << k;
+        xr.data()[m * c.K + k] = v;
+      }
+    }
+  }
   std::vector<float> want(static_cast<size_t>(c.M * c.N));
-  cpu::linear_fwd_reference(c.M, c.N, c.K, x.data(), w, want.data());
+  cpu::linear_fwd_reference(c.M, c.N, c.K, xr.data(), w, want.data());
   const std::vector<float> wv = w.to_vector();
   for (float beta : {0.0f, 1.0f}) {
     Tensor y = y0.clone();
@@ -116,6 +135,9 @@ INSTANTIATE_TEST_SUITE_P(
         LinearCase{3, 21, 53, WeightFormat::Int8},  // whole-row group of 53
         LinearCase{4, 8, 40, WeightFormat::Int8}, LinearCase{5, 17, 80, WeightFormat::BF16},
         LinearCase{7, 9, 160, WeightFormat::Int8}, LinearCase{8, 33, 48, WeightFormat::BF16},
+        // Integer dot path: K = 32 (masked tail only), 224 (128-step + 64 + 32 tail), 1024.
+        LinearCase{1, 70, 32, WeightFormat::Int8}, LinearCase{2, 65, 224, WeightFormat::Int8},
+        LinearCase{1, 300, 1024, WeightFormat::Int8},
         // Widen-then-sgemm path (M > 8), several row blocks when N * K is large.
         LinearCase{9, 30, 64, WeightFormat::Int8}, LinearCase{33, 70, 53, WeightFormat::BF16},
         LinearCase{20, 5000, 160, WeightFormat::Int8},

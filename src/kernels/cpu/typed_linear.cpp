@@ -1,11 +1,14 @@
 #include "kernels/cpu/typed_linear.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "base/error.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/q8_dot.h"
 #include "kernels/cpu/simd.h"
 #include "tensor/dtype_convert.h"
 
@@ -14,7 +17,6 @@ namespace pf::cpu {
 namespace {
 using simd::v16;
 typedef uint16_t v16u16 __attribute__((vector_size(32)));
-typedef int8_t v16i8 __attribute__((vector_size(16)));
 
 // 16 bf16 -> f32: the bf16 bits are the high half of the f32 bits.
 PF_SIMD_INLINE v16 load_bf16(const uint16_t* p) {
@@ -26,34 +28,54 @@ PF_SIMD_INLINE v16 load_bf16(const uint16_t* p) {
   return f;
 }
 PF_SIMD_INLINE v16 load_i8(const int8_t* p) {
-  v16i8 q;
-  std::memcpy(&q, p, sizeof q);
-  return __builtin_convertvector(q, v16);
+  // Intrinsics: GCC compiles __builtin_convertvector from int8 lanes to scalar inserts.
+  v16 f;
+#if defined(__AVX512F__)
+  const __m512 w = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  std::memcpy(&f, &w, sizeof f);
+#elif defined(__AVX2__)
+  const __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  const __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8))));
+  std::memcpy(&f, &lo, sizeof lo);
+  std::memcpy(reinterpret_cast<char*>(&f) + sizeof lo, &hi, sizeof hi);
+#else
+  for (int i = 0; i < 16; ++i) f[i] = p[i];
+#endif
+  return f;
 }
 PF_SIMD_INLINE v16 load_w(const uint16_t* p) { return load_bf16(p); }
 PF_SIMD_INLINE v16 load_w(const int8_t* p) { return load_i8(p); }
 PF_SIMD_INLINE float one_w(const uint16_t* p) { return bf16_to_f32(*p); }
 PF_SIMD_INLINE float one_w(const int8_t* p) { return *p; }
 
-// acc[m] += x[m, k0:k1] . (s * w[k0:k1]) for MB rows of x (row stride K). The weight
-// vector is converted once and reused by every row; two accumulators per row hide the FMA
-// latency when few rows share it.
+// acc[m] (+ acc2[m]) += x[m, k0:k1] . (s * w[k0:k1]) for MB rows of x (row stride K). The
+// weight vector is converted once and reused by every row. The caller owns the
+// accumulators and sums them at the end, so no add joins them per group: with few rows the
+// loop is bound by FMA latency, and every extra dependency shows.
 template <int MB, bool kScaled, typename T>
 PF_SIMD_INLINE void segment_dot(const T* w, const float* x, int64_t K, int64_t k0, int64_t k1,
-                                float s, v16* acc, float* tail) {
+                                float s, v16* acc, v16* acc2, float* tail) {
   const v16 sv = simd::splat(s);
   int64_t k = k0;
-  if constexpr (MB <= 2) {
-    v16 acc2[MB] = {};
-    for (; k + 32 <= k1; k += 32) {
-      v16 a = load_w(w + k), b = load_w(w + k + 16);
-      if constexpr (kScaled) a *= sv, b *= sv;
+  if constexpr (kScaled) {
+    // A group of 32: the unscaled dot in one register, then one FMA with the scale (three
+    // multiply-adds per 32 weights, not four).
+    if (k1 - k0 == 32) {
+      const v16 a = load_w(w + k), b = load_w(w + k + 16);
       for (int m = 0; m < MB; ++m) {
-        acc[m] += simd::load(x + m * K + k) * a;
-        acc2[m] += simd::load(x + m * K + k + 16) * b;
+        const v16 t = simd::load(x + m * K + k) * a + simd::load(x + m * K + k + 16) * b;
+        acc[m] += t * sv;
       }
+      return;
     }
-    for (int m = 0; m < MB; ++m) acc[m] += acc2[m];
+  }
+  for (; k + 32 <= k1; k += 32) {
+    v16 a = load_w(w + k), b = load_w(w + k + 16);
+    if constexpr (kScaled) a *= sv, b *= sv;
+    for (int m = 0; m < MB; ++m) {
+      acc[m] += simd::load(x + m * K + k) * a;
+      acc2[m] += simd::load(x + m * K + k + 16) * b;
+    }
   }
   for (; k + 16 <= k1; k += 16) {
     v16 a = load_w(w + k);
@@ -67,19 +89,25 @@ PF_SIMD_INLINE void segment_dot(const T* w, const float* x, int64_t K, int64_t k
 }
 
 // y[m, n] for MB rows of x and weight row n: w its values, scales null (bf16) or its
-// group scales (Q8, group G).
+// group scales (Q8, group G). Even and odd groups use separate accumulators: four FMA
+// chains per row instead of two.
 template <int MB, typename T>
 PF_SIMD_INLINE void row_dot(const T* w, const float* scales, int64_t G, const float* x,
                             int64_t K, float* out) {
-  v16 acc[MB] = {};
+  v16 acc[4][MB] = {};
   float tail[MB] = {};
   if (!scales) {
-    segment_dot<MB, false>(w, x, K, 0, K, 1.0f, acc, tail);
+    segment_dot<MB, false>(w, x, K, 0, K, 1.0f, acc[0], acc[1], tail);
   } else {
-    for (int64_t g = 0, k0 = 0; k0 < K; ++g, k0 += G)
-      segment_dot<MB, true>(w, x, K, k0, k0 + G, scales[g], acc, tail);
+    int64_t g = 0, k0 = 0;
+    for (; k0 + 2 * G <= K; g += 2, k0 += 2 * G) {
+      segment_dot<MB, true>(w, x, K, k0, k0 + G, scales[g], acc[0], acc[1], tail);
+      segment_dot<MB, true>(w, x, K, k0 + G, k0 + 2 * G, scales[g + 1], acc[2], acc[3], tail);
+    }
+    if (k0 < K) segment_dot<MB, true>(w, x, K, k0, K, scales[g], acc[0], acc[1], tail);
   }
-  for (int m = 0; m < MB; ++m) out[m] = simd::hsum(acc[m]) + tail[m];
+  for (int m = 0; m < MB; ++m)
+    out[m] = simd::hsum((acc[0][m] + acc[1][m]) + (acc[2][m] + acc[3][m])) + tail[m];
 }
 
 template <typename T>
@@ -171,6 +199,8 @@ void linear_fwd(int64_t M, int64_t N, int64_t K, const float* x, const Tensor& W
   if (M <= 8) {
     if (W.dtype() == DType::BF16)
       return gemv(M, N, K, x, static_cast<const uint16_t*>(W.raw()), nullptr, 0, beta, y);
+    if (W.group() == 32 && K % 32 == 0 && q8_int_dot_available())
+      return q8_gemv(M, N, K, x, static_cast<const int8_t*>(W.raw()), W.q8_scales(), beta, y);
     return gemv(M, N, K, x, static_cast<const int8_t*>(W.raw()), W.q8_scales(), W.group(), beta,
                 y);
   }
